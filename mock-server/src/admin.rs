@@ -1,0 +1,328 @@
+//! The control plane under `/__admin/`: what HighLevel offers in its UI for
+//! private integrations (create, edit, rotate, cancel, expire, delete), clock
+//! control, and reset. JSON in and out; every refusal is an [`ApiError`] and
+//! changes nothing. Full tokens appear only in the answer that creates them.
+//!
+//! It is reachable only from loopback unless the user allows other hosts, and
+//! wants a bearer admin token when one is configured.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::secret;
+use crate::error::ApiError;
+use crate::fixture::{check_scopes, IssuedToken};
+use crate::world::{Owner, WorldError};
+use crate::Mock;
+
+type Shared = Arc<Mock>;
+type Answer = Result<Response, Refusal>;
+
+/// An [`ApiError`] rendered with the mock's fidelity settings.
+pub struct Refusal(ApiError, Shared);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let trace = uuid::Uuid::new_v4().to_string();
+        self.0.into_response_with(&self.1.config.fidelity, &trace)
+    }
+}
+
+fn refuse(mock: &Shared, status: StatusCode, message: impl Into<String>) -> Refusal {
+    Refusal(
+        ApiError::Control {
+            status,
+            message: message.into(),
+        },
+        mock.clone(),
+    )
+}
+
+fn world_refusal(mock: &Shared, e: WorldError) -> Refusal {
+    let status = match e {
+        WorldError::UnknownIntegration(_) => StatusCode::NOT_FOUND,
+        WorldError::NotRotating | WorldError::AlreadyRotating | WorldError::TokenInUse(_) => StatusCode::CONFLICT,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    refuse(mock, status, e.to_string())
+}
+
+pub fn routes(mock: Shared) -> Router<Shared> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/world", get(world))
+        .route("/integrations", get(list).post(create))
+        .route("/integrations/{id}", get(show).patch(edit).delete(delete))
+        .route("/integrations/{id}/rotate", post(rotate))
+        .route("/integrations/{id}/cancel-rotation", post(cancel_rotation))
+        .route("/integrations/{id}/expire-now", post(expire_now))
+        .route("/clock", get(clock).post(set_clock))
+        .route("/clock/advance", post(advance_clock))
+        .route("/reset", post(reset))
+        .fallback(unknown)
+        .layer(middleware::from_fn_with_state(mock, guard))
+}
+
+/// Loopback only unless allowed; the admin token when configured.
+async fn guard(State(mock): State<Shared>, request: Request, next: Next) -> Response {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    if let Some(peer) = peer {
+        if !peer.ip().is_loopback() && !mock.config.admin_remote {
+            return refuse(
+                &mock,
+                StatusCode::FORBIDDEN,
+                "the control plane answers loopback clients only (start with --admin-remote to allow others)",
+            )
+            .into_response();
+        }
+    }
+    if let Some(expected) = &mock.config.admin_token {
+        let given = request
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().strip_prefix("Bearer "))
+            .map(str::trim);
+        if given.map(secret::hash) != Some(secret::hash(expected)) {
+            return refuse(
+                &mock,
+                StatusCode::UNAUTHORIZED,
+                "the control plane wants `Authorization: Bearer <admin token>`",
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn unknown(State(mock): State<Shared>, request: Request) -> Refusal {
+    refuse(
+        &mock,
+        StatusCode::NOT_FOUND,
+        format!(
+            "no control-plane operation {} {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+fn parse<T: DeserializeOwned>(mock: &Shared, body: &Bytes) -> Result<T, Refusal> {
+    let text = if body.is_empty() { &b"{}"[..] } else { &body[..] };
+    serde_json::from_slice(text).map_err(|e| refuse(mock, StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+}
+
+fn ok(value: Value) -> Answer {
+    Ok(Json(value).into_response())
+}
+
+async fn health(State(mock): State<Shared>) -> Answer {
+    ok(json!({"status": "ok", "operations": mock.spec.operations.len(), "now_ms": mock.clock.now_ms()}))
+}
+
+async fn world(State(mock): State<Shared>) -> Answer {
+    let w = mock.world();
+    let mut companies: Vec<_> = w.companies().cloned().collect();
+    companies.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut locations: Vec<_> = w.locations().cloned().collect();
+    locations.sort_by(|a, b| a.id.cmp(&b.id));
+    ok(json!({"companies": companies, "locations": locations}))
+}
+
+async fn list(State(mock): State<Shared>) -> Answer {
+    let w = mock.world();
+    let mut views: Vec<_> = w.integrations().map(|pi| pi.view()).collect();
+    views.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    ok(json!({"integrations": views}))
+}
+
+async fn show(State(mock): State<Shared>, Path(id): Path<String>) -> Answer {
+    let view = mock
+        .world()
+        .integration(&id)
+        .map(|pi| pi.view())
+        .map_err(|e| world_refusal(&mock, e))?;
+    ok(json!({"integration": view}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateIntegration {
+    name: String,
+    #[serde(default)]
+    description: String,
+    owner: Owner,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+fn scopes(mock: &Shared, scopes: &[String]) -> Result<BTreeSet<String>, Refusal> {
+    check_scopes(scopes, mock.known_scopes()).map_err(|e| world_refusal(mock, e))
+}
+
+async fn create(State(mock): State<Shared>, body: Bytes) -> Answer {
+    let req: CreateIntegration = parse(&mock, &body)?;
+    if req.name.trim().is_empty() {
+        return Err(refuse(&mock, StatusCode::BAD_REQUEST, "`name` must not be empty"));
+    }
+    let scopes = scopes(&mock, &req.scopes)?;
+    let (id, token) = mock
+        .with_rng(|rng| {
+            mock.world_mut()
+                .create_integration(&req.name, &req.description, req.owner, scopes, req.token, rng)
+        })
+        .map_err(|e| world_refusal(&mock, e))?;
+    let view = mock
+        .world()
+        .integration(&id)
+        .map(|pi| pi.view())
+        .map_err(|e| world_refusal(&mock, e))?;
+    tracing::info!(integration = %id, token = %view.token_fingerprint, "private integration created");
+    Ok((StatusCode::CREATED, Json(json!({"integration": view, "token": token}))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditIntegration {
+    name: Option<String>,
+    description: Option<String>,
+    scopes: Option<Vec<String>>,
+}
+
+async fn edit(State(mock): State<Shared>, Path(id): Path<String>, body: Bytes) -> Answer {
+    let req: EditIntegration = parse(&mock, &body)?;
+    let scopes = req.scopes.as_deref().map(|s| scopes(&mock, s)).transpose()?;
+    let view = mock
+        .world_mut()
+        .edit_integration(&id, req.name, req.description, scopes)
+        .map(|pi| pi.view())
+        .map_err(|e| world_refusal(&mock, e))?;
+    ok(json!({"integration": view}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rotate {
+    /// `later` (seven days of grace, the default) or `now`.
+    #[serde(default = "later")]
+    expire: String,
+}
+
+fn later() -> String {
+    "later".into()
+}
+
+async fn rotate(State(mock): State<Shared>, Path(id): Path<String>, body: Bytes) -> Answer {
+    let req: Rotate = parse(&mock, &body)?;
+    let grace = match req.expire.as_str() {
+        "later" => true,
+        "now" => false,
+        other => {
+            return Err(refuse(
+                &mock,
+                StatusCode::BAD_REQUEST,
+                format!("`expire` must be \"later\" or \"now\", not \"{other}\""),
+            ))
+        }
+    };
+    let now = mock.clock.now_ms();
+    let token = mock
+        .world_mut()
+        .rotate(&id, grace, now)
+        .map_err(|e| world_refusal(&mock, e))?;
+    let view = mock
+        .world()
+        .integration(&id)
+        .map(|pi| pi.view())
+        .map_err(|e| world_refusal(&mock, e))?;
+    tracing::info!(integration = %id, token = %view.token_fingerprint, grace, "private integration rotated");
+    ok(json!({"integration": view, "token": token}))
+}
+
+async fn cancel_rotation(State(mock): State<Shared>, Path(id): Path<String>) -> Answer {
+    mock.world_mut()
+        .cancel_rotation(&id)
+        .map_err(|e| world_refusal(&mock, e))?;
+    show(State(mock), Path(id)).await
+}
+
+async fn expire_now(State(mock): State<Shared>, Path(id): Path<String>) -> Answer {
+    mock.world_mut().expire_now(&id).map_err(|e| world_refusal(&mock, e))?;
+    show(State(mock), Path(id)).await
+}
+
+async fn delete(State(mock): State<Shared>, Path(id): Path<String>) -> Answer {
+    mock.world_mut()
+        .delete_integration(&id)
+        .map_err(|e| world_refusal(&mock, e))?;
+    tracing::info!(integration = %id, "private integration deleted");
+    ok(json!({"deleted": id}))
+}
+
+fn clock_view(mock: &Shared) -> Value {
+    json!({"now_ms": mock.clock.now_ms(), "frozen": mock.clock.is_frozen()})
+}
+
+async fn clock(State(mock): State<Shared>) -> Answer {
+    ok(clock_view(&mock))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetClock {
+    now_ms: Option<i64>,
+    frozen: Option<bool>,
+}
+
+async fn set_clock(State(mock): State<Shared>, body: Bytes) -> Answer {
+    let req: SetClock = parse(&mock, &body)?;
+    if req.now_ms.is_some_and(|n| n < 0) {
+        return Err(refuse(&mock, StatusCode::BAD_REQUEST, "`now_ms` must not be negative"));
+    }
+    if let Some(frozen) = req.frozen {
+        mock.clock.set_frozen(frozen);
+    }
+    if let Some(at) = req.now_ms {
+        mock.clock.set_ms(at);
+    }
+    ok(clock_view(&mock))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Advance {
+    /// `7d`, `10s`, `1h30m`, `250ms`, or seconds.
+    by: String,
+}
+
+async fn advance_clock(State(mock): State<Shared>, body: Bytes) -> Answer {
+    let req: Advance = parse(&mock, &body)?;
+    let ms = crate::clock::parse_duration_ms(&req.by).map_err(|e| refuse(&mock, StatusCode::BAD_REQUEST, e))?;
+    mock.clock.advance_ms(ms);
+    ok(clock_view(&mock))
+}
+
+async fn reset(State(mock): State<Shared>) -> Answer {
+    let tokens = mock
+        .reset()
+        .map_err(|e| refuse(&mock, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    ok(json!({"tokens": tokens.iter().map(issued_json).collect::<Vec<_>>()}))
+}
+
+fn issued_json(t: &IssuedToken) -> Value {
+    json!({"integration_id": t.integration_id, "name": t.name, "owner": t.owner, "token": t.token})
+}

@@ -1,0 +1,72 @@
+//! Token secrets: how they are minted, stored and named in logs.
+//!
+//! The world never keeps a bearer secret it must compare byte by byte: tokens
+//! are stored as their SHA-256 digest and looked up by digest, so the time a
+//! lookup takes does not depend on how much of a guess was right. Logs, the
+//! journal and the control plane name a token only by its [`fingerprint`].
+
+use sha2::{Digest, Sha256};
+
+/// The digest a token is stored and looked up by.
+pub type TokenHash = [u8; 32];
+
+pub fn hash(token: &str) -> TokenHash {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A short, stable, non-reversible name for a token: its kind and the first
+/// eight hex digits of its digest, e.g. `pit:3fa2c1d0`.
+pub fn fingerprint(token: &str) -> String {
+    fingerprint_of_hash(kind_prefix(token), &hash(token))
+}
+
+pub fn fingerprint_of_hash(prefix: &str, hash: &TokenHash) -> String {
+    let hex: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}:{hex}")
+}
+
+pub fn kind_prefix(token: &str) -> &'static str {
+    if token.starts_with("pit-") {
+        "pit"
+    } else if token.starts_with("ey") {
+        "jwt"
+    } else {
+        "token"
+    }
+}
+
+/// A new Private Integration Token: `pit-` and a random UUID v4 (40 characters).
+pub fn new_pit() -> String {
+    format!("pit-{}", uuid::Uuid::new_v4())
+}
+
+/// True when `token` has the shape of a PIT.
+pub fn looks_like_pit(token: &str) -> bool {
+    token.len() == 40 && token.starts_with("pit-") && uuid::Uuid::parse_str(&token[4..]).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_pits_have_the_real_shape() {
+        let t = new_pit();
+        assert_eq!(t.len(), 40);
+        assert!(looks_like_pit(&t));
+        assert_ne!(t, new_pit());
+    }
+
+    #[test]
+    fn a_fingerprint_never_contains_the_token() {
+        let t = new_pit();
+        let fp = fingerprint(&t);
+        assert!(fp.starts_with("pit:"));
+        assert_eq!(fp.len(), 12);
+        assert!(
+            !fp.contains(&t[4..12]),
+            "the fingerprint must not reveal the token's text"
+        );
+        assert_eq!(fp, fingerprint(&t), "the same token always has the same fingerprint");
+    }
+}

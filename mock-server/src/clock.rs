@@ -1,0 +1,159 @@
+//! The one source of time for everything time-dependent: token expiry,
+//! rotation windows, rate windows and day boundaries.
+//!
+//! No other module reads the system clock. A clock follows the system time
+//! shifted by an offset, or is frozen and moves only when told to; both can be
+//! set and advanced, so tests move seven days forward in a microsecond.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug)]
+pub struct Clock {
+    frozen: AtomicBool,
+    /// Frozen: the current time. Running: the offset from the system time.
+    millis: AtomicI64,
+}
+
+fn system_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Clock {
+    /// Follows the system clock.
+    pub fn system() -> Self {
+        Self {
+            frozen: AtomicBool::new(false),
+            millis: AtomicI64::new(0),
+        }
+    }
+
+    /// Stands still at `at_ms` (milliseconds since the Unix epoch) until moved.
+    pub fn frozen(at_ms: i64) -> Self {
+        Self {
+            frozen: AtomicBool::new(true),
+            millis: AtomicI64::new(at_ms),
+        }
+    }
+
+    /// Stands still at the current system time.
+    pub fn frozen_now() -> Self {
+        Self::frozen(system_ms())
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.load(Ordering::Acquire)
+    }
+
+    /// Milliseconds since the Unix epoch, on this clock.
+    pub fn now_ms(&self) -> i64 {
+        let m = self.millis.load(Ordering::Acquire);
+        if self.is_frozen() {
+            m
+        } else {
+            system_ms().saturating_add(m)
+        }
+    }
+
+    pub fn now_secs(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+
+    /// Moves the clock forward; negative amounts are refused by callers.
+    pub fn advance_ms(&self, ms: i64) {
+        self.millis.fetch_add(ms, Ordering::AcqRel);
+    }
+
+    /// Sets the current time, keeping the clock frozen or running as it was.
+    pub fn set_ms(&self, at_ms: i64) {
+        if self.is_frozen() {
+            self.millis.store(at_ms, Ordering::Release);
+        } else {
+            self.millis.store(at_ms - system_ms(), Ordering::Release);
+        }
+    }
+
+    /// Freezes or unfreezes at the current time.
+    pub fn set_frozen(&self, frozen: bool) {
+        let now = self.now_ms();
+        self.frozen.store(frozen, Ordering::Release);
+        self.set_ms(now);
+    }
+}
+
+/// Parses `7d`, `10s`, `1h30m`, `250ms`, or a plain number of seconds.
+pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty duration".into());
+    }
+    if text.starts_with('-') {
+        return Err(format!("duration '{text}' is negative; the clock only moves forward"));
+    }
+    if let Ok(secs) = text.parse::<i64>() {
+        return secs
+            .checked_mul(1000)
+            .ok_or_else(|| format!("duration '{text}' is too large"));
+    }
+    let mut total: i64 = 0;
+    let mut digits = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit_ms: i64 = match c {
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1
+            }
+            'd' => 86_400_000,
+            'h' => 3_600_000,
+            'm' => 60_000,
+            's' => 1_000,
+            _ => return Err(format!("duration '{text}': unknown unit '{c}' (use d, h, m, s, ms)")),
+        };
+        let n: i64 = digits
+            .parse()
+            .map_err(|_| format!("duration '{text}': a unit needs a number before it"))?;
+        digits.clear();
+        total = n
+            .checked_mul(unit_ms)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("duration '{text}' is too large"))?;
+    }
+    if !digits.is_empty() {
+        return Err(format!("duration '{text}': trailing number without a unit"));
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frozen_clock_moves_only_when_advanced() {
+        let c = Clock::frozen(1_000);
+        assert_eq!(c.now_ms(), 1_000);
+        c.advance_ms(7 * 86_400_000);
+        assert_eq!(c.now_ms(), 1_000 + 7 * 86_400_000);
+        c.set_ms(5);
+        assert_eq!(c.now_ms(), 5);
+    }
+
+    #[test]
+    fn durations_parse_in_the_units_people_type() {
+        assert_eq!(parse_duration_ms("7d"), Ok(7 * 86_400_000));
+        assert_eq!(parse_duration_ms("1h30m"), Ok(5_400_000));
+        assert_eq!(parse_duration_ms("250ms"), Ok(250));
+        assert_eq!(parse_duration_ms("10"), Ok(10_000));
+        assert!(parse_duration_ms("-5s").is_err());
+        assert!(parse_duration_ms("5x").is_err());
+        assert!(parse_duration_ms("99999999999999999d").is_err());
+    }
+}

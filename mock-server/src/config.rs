@@ -1,0 +1,76 @@
+//! Settings of a mock instance, and the fidelity profile: every behaviour
+//! BEHAVIOUR.md marks as a guess has its default here, so a user who learns
+//! the real behaviour can switch it without a code change.
+
+use serde::{Deserialize, Serialize};
+
+/// Behaviours of the real API that are guesses or have a lenient variant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, rename_all = "snake_case")]
+pub struct Fidelity {
+    /// 401 message when `Authorization` is absent. [guess]
+    pub missing_token_message: String,
+    /// 401 message for an expired OAuth access token. [guess]
+    pub expired_token_message: String,
+    /// 401 message for a PIT on a `*-Access-Only` operation. [guess]
+    pub pit_not_allowed_message: String,
+    /// 429 message. [guess]
+    pub rate_limit_message: String,
+    /// Send `Retry-After` on 429. [guess: off]
+    pub retry_after: bool,
+    /// `Version` values accepted on any operation.
+    pub published_versions: Vec<String>,
+    /// Enforce each operation's own `Version` enum instead (the real API does not).
+    pub strict_version: bool,
+    /// Header that carries the trace id on every answer.
+    pub trace_header: String,
+}
+
+impl Default for Fidelity {
+    fn default() -> Self {
+        Self {
+            missing_token_message: "Invalid JWT".into(),
+            expired_token_message: "Invalid JWT".into(),
+            pit_not_allowed_message: "This authClass type is not allowed to access this scope.".into(),
+            rate_limit_message: "Too Many Requests".into(),
+            retry_after: false,
+            published_versions: vec![
+                "2021-04-15".into(),
+                "2021-07-28".into(),
+                "2023-02-21".into(),
+                "v3".into(),
+            ],
+            strict_version: false,
+            trace_header: "x-trace-id".into(),
+        }
+    }
+}
+
+/// Limits that keep a hostile or broken client from hurting the mock.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, rename_all = "snake_case")]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_json_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_json_depth: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Seed of generated answers and ids.
+    pub seed: u64,
+    pub fidelity: Fidelity,
+    pub limits: Limits,
+    /// When set, the control plane wants `Authorization: Bearer <admin token>`.
+    pub admin_token: Option<String>,
+    /// Let clients on other hosts reach the control plane (off: loopback only).
+    pub admin_remote: bool,
+}

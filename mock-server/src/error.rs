@@ -1,0 +1,135 @@
+//! The one place where refusals become HTTP answers in HighLevel's shapes.
+//!
+//! Every stage of the pipeline returns a typed [`ApiError`]; no handler builds
+//! an error body by hand. Shapes (BEHAVIOUR.md §3): auth-layer bodies carry only
+//! `statusCode` and `message`; 404 and 422 add `error`; 422 adds `traceId`.
+//! Messages that are guesses come from the [`Fidelity`] profile.
+
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use crate::auth::AuthError;
+use crate::config::Fidelity;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    /// No route matches; `method` and `path` as the client sent them.
+    NotFound {
+        method: String,
+        path: String,
+    },
+    /// The path exists, not with this method.
+    MethodNotAllowed {
+        allowed: Vec<Method>,
+    },
+    Auth(AuthError),
+    RateLimited,
+    /// One message per problem, as HighLevel's validation pipe lists them.
+    Unprocessable {
+        messages: Vec<String>,
+    },
+    /// A request the handler rejects (e.g. a duplicated contact).
+    BadRequest {
+        message: String,
+        meta: Option<Value>,
+    },
+    PayloadTooLarge {
+        limit: usize,
+    },
+    UnsupportedMediaType {
+        content_type: String,
+    },
+    /// A refusal of the control plane (bad input, unknown id, not allowed).
+    Control {
+        status: StatusCode,
+        message: String,
+    },
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        ApiError::Auth(e)
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Auth(e) => e.status(),
+            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Control { status, .. } => *status,
+        }
+    }
+
+    /// The JSON body HighLevel would send.
+    pub fn body(&self, fidelity: &Fidelity, trace_id: &str) -> Value {
+        let code = self.status().as_u16();
+        match self {
+            ApiError::NotFound { method, path } => {
+                json!({"statusCode": code, "message": format!("Cannot {method} {path}"), "error": "Not Found"})
+            }
+            ApiError::MethodNotAllowed { .. } => {
+                json!({"statusCode": code, "message": "Method Not Allowed", "error": "Method Not Allowed"})
+            }
+            ApiError::Auth(e) => json!({"statusCode": code, "message": e.message(fidelity)}),
+            ApiError::RateLimited => json!({"statusCode": code, "message": fidelity.rate_limit_message}),
+            ApiError::Unprocessable { messages } => {
+                json!({"statusCode": code, "message": messages, "error": "Unprocessable Entity", "traceId": trace_id})
+            }
+            ApiError::BadRequest { message, meta } => {
+                let mut body = json!({"statusCode": code, "message": message});
+                if let Some(meta) = meta {
+                    body["meta"] = meta.clone();
+                }
+                body
+            }
+            ApiError::PayloadTooLarge { limit } => {
+                json!({"statusCode": code, "message": format!("request entity too large (limit {limit} bytes)"), "error": "Payload Too Large"})
+            }
+            ApiError::UnsupportedMediaType { content_type } => {
+                json!({"statusCode": code, "message": format!("content type '{content_type}' is not accepted here"), "error": "Unsupported Media Type"})
+            }
+            ApiError::Control { status, message } => {
+                json!({"statusCode": code, "message": message, "error": status.canonical_reason().unwrap_or("Error")})
+            }
+        }
+    }
+
+    /// The full answer; extra headers (trace id, rate limits) are added by the pipeline.
+    pub fn into_response_with(self, fidelity: &Fidelity, trace_id: &str) -> Response {
+        let status = self.status();
+        let body = self.body(fidelity, trace_id);
+        let mut response = (status, axum::Json(body)).into_response();
+        if let ApiError::MethodNotAllowed { allowed } = &self {
+            let list: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+            if let Ok(v) = HeaderValue::from_str(&list.join(", ")) {
+                response.headers_mut().insert(header::ALLOW, v);
+            }
+        }
+        response
+    }
+}
+
+/// The short reason recorded in logs and the journal.
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::NotFound { .. } => f.write_str("no such route"),
+            ApiError::MethodNotAllowed { .. } => f.write_str("method not allowed"),
+            ApiError::Auth(e) => write!(f, "{e:?}"),
+            ApiError::RateLimited => f.write_str("rate limited"),
+            ApiError::Unprocessable { messages } => write!(f, "invalid request: {}", messages.join("; ")),
+            ApiError::BadRequest { message, .. } => f.write_str(message),
+            ApiError::PayloadTooLarge { .. } => f.write_str("body too large"),
+            ApiError::UnsupportedMediaType { .. } => f.write_str("unsupported media type"),
+            ApiError::Control { message, .. } => f.write_str(message),
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The fixture file: the world a mock starts with (`serve --fixture FILE`).
+//!
+//! JSON or YAML. Tokens may be given so that a CI job can hand the same token
+//! to the client under test; a private integration without one gets a fresh
+//! token, printed once at start-up. See README.md for the format.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+
+use crate::world::{Company, Environment, Location, OAuthApp, Owner, World, WorldError};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixture {
+    #[serde(default)]
+    pub companies: Vec<FixtureCompany>,
+    #[serde(default)]
+    pub private_integrations: Vec<FixtureIntegration>,
+    #[serde(default)]
+    pub oauth_apps: Vec<OAuthApp>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureCompany {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub environment: Environment,
+    #[serde(default)]
+    pub locations: Vec<FixtureLocation>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureLocation {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureIntegration {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// `{location: ID}` or `{company: ID}`.
+    pub owner: Owner,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// A fixed token (`pit-` + UUID v4); minted when absent.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// The world a newcomer gets without `--fixture`: one sandbox agency, two
+/// locations, one PIT with the scopes integrations use most.
+pub const DEFAULT: &str = r#"
+companies:
+  - id: ghlMockCompany000001
+    name: Sandbox Agency
+    environment: sandbox
+    locations:
+      - id: ghlMockLocationA0001
+        name: Sandbox Location A
+      - id: ghlMockLocationB0002
+        name: Sandbox Location B
+private_integrations:
+  - name: Default PIT
+    description: Minted at start-up by ghl-mock
+    owner: {location: ghlMockLocationA0001}
+    scopes:
+      - contacts.readonly
+      - contacts.write
+      - locations.readonly
+      - locations/customFields.readonly
+      - locations/customFields.write
+      - locations/tags.readonly
+      - opportunities.readonly
+      - opportunities.write
+      - users.readonly
+      - calendars.readonly
+      - calendars/events.readonly
+      - conversations.readonly
+      - conversations/message.write
+"#;
+
+/// A token the fixture minted or named, to tell the user once.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub integration_id: String,
+    pub name: String,
+    pub owner: Owner,
+    pub token: String,
+    pub minted: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: {source}")]
+    World { file: String, source: WorldError },
+}
+
+pub fn parse(file: &str, text: &str) -> Result<Fixture, FixtureError> {
+    let value = crate::spec::parse_document(file, text).map_err(|message| FixtureError::Parse {
+        file: file.into(),
+        message,
+    })?;
+    serde_json::from_value(value).map_err(|e| FixtureError::Parse {
+        file: file.into(),
+        message: e.to_string(),
+    })
+}
+
+/// Builds the world a fixture describes. `known_scopes` (the loaded specs'
+/// scopes) catches typos in scopes; `None` accepts any scope (the embedded
+/// default, which must work with whatever specs are served).
+pub fn build(
+    file: &str,
+    fixture: &Fixture,
+    known_scopes: Option<&BTreeSet<String>>,
+    rng: &mut fastrand::Rng,
+) -> Result<(World, Vec<IssuedToken>), FixtureError> {
+    let err = |source| FixtureError::World {
+        file: file.into(),
+        source,
+    };
+    let mut world = World::default();
+    for c in &fixture.companies {
+        world.add_company(Company {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            environment: c.environment,
+        });
+        for l in &c.locations {
+            world
+                .add_location(Location {
+                    id: l.id.clone(),
+                    name: l.name.clone(),
+                    company_id: c.id.clone(),
+                })
+                .map_err(err)?;
+        }
+    }
+    let mut issued = Vec::new();
+    for pi in &fixture.private_integrations {
+        let scopes = match known_scopes {
+            Some(known) => check_scopes(&pi.scopes, known).map_err(err)?,
+            None => pi.scopes.iter().cloned().collect(),
+        };
+        let (id, token) = world
+            .create_integration(
+                &pi.name,
+                &pi.description,
+                pi.owner.clone(),
+                scopes,
+                pi.token.clone(),
+                rng,
+            )
+            .map_err(err)?;
+        issued.push(IssuedToken {
+            integration_id: id,
+            name: pi.name.clone(),
+            owner: pi.owner.clone(),
+            token,
+            minted: pi.token.is_none(),
+        });
+    }
+    for app in &fixture.oauth_apps {
+        if let Some(known) = known_scopes {
+            check_scopes(&app.scopes, known).map_err(err)?;
+        }
+        world.apps.insert(app.client_id.clone(), app.clone());
+    }
+    Ok((world, issued))
+}
+
+/// The scopes as a set, refusing any that no loaded operation names.
+pub fn check_scopes(scopes: &[String], known: &BTreeSet<String>) -> Result<BTreeSet<String>, WorldError> {
+    if let Some(unknown) = scopes.iter().find(|s| !known.contains(*s)) {
+        return Err(WorldError::UnknownScope(unknown.clone()));
+    }
+    Ok(scopes.iter().cloned().collect())
+}

@@ -1,0 +1,134 @@
+//! ghl-mock: a contract-testing mock of the HighLevel (LeadConnector) API v2.
+//!
+//! The pieces, in the order a request meets them (see `pipeline`):
+//! `spec` routes it to an operation loaded from OpenAPI files; `auth` checks
+//! its token, `Version` header, scopes and location against the operation's
+//! security and the `world` (companies, locations, private integrations);
+//! `respond` answers with the operation's example or a value generated from
+//! its schema. `error` renders every refusal in HighLevel's own shape; `admin`
+//! is the control plane. `clock` is the only source of time.
+//!
+//! One function builds the HTTP app ([`app`]) for the binary, the in-process
+//! tests and the conformance suite alike; the caller owns the listener.
+
+pub mod admin;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod fixture;
+mod pipeline;
+pub mod respond;
+pub mod spec;
+pub mod world;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+pub use clock::Clock;
+pub use config::{Config, Fidelity};
+pub use fixture::{Fixture, IssuedToken};
+pub use spec::{Source, SpecSet};
+pub use world::World;
+
+/// One running mock: its surface, settings, clock and world.
+pub struct Mock {
+    pub spec: Arc<SpecSet>,
+    pub config: Config,
+    pub clock: Clock,
+    world: RwLock<World>,
+    /// The fixture the world was built from, for `reset`.
+    fixture: (String, Fixture),
+    known_scopes: BTreeSet<String>,
+    rng: Mutex<fastrand::Rng>,
+}
+
+/// What starting a mock produced: the mock and the tokens its fixture issued.
+pub struct Started {
+    pub mock: Arc<Mock>,
+    pub tokens: Vec<IssuedToken>,
+}
+
+impl Mock {
+    /// A mock serving `spec` with the world of `fixture` (`None`: the embedded default).
+    pub fn start(
+        spec: SpecSet,
+        config: Config,
+        clock: Clock,
+        fixture: Option<(String, Fixture)>,
+    ) -> Result<Started, fixture::FixtureError> {
+        let known_scopes: BTreeSet<String> = spec.scopes().into_iter().map(str::to_string).collect();
+        let strict = fixture.is_some();
+        let fixture = match fixture {
+            Some(f) => f,
+            None => (
+                "(embedded default fixture)".to_string(),
+                fixture::parse("default.yaml", fixture::DEFAULT)?,
+            ),
+        };
+        let mut rng = fastrand::Rng::with_seed(config.seed);
+        let (world, tokens) = fixture::build(&fixture.0, &fixture.1, strict.then_some(&known_scopes), &mut rng)?;
+        let mock = Arc::new(Self {
+            spec: Arc::new(spec),
+            config,
+            clock,
+            world: RwLock::new(world),
+            fixture,
+            known_scopes,
+            rng: Mutex::new(rng),
+        });
+        Ok(Started { mock, tokens })
+    }
+
+    pub fn world(&self) -> RwLockReadGuard<'_, World> {
+        self.world.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn world_mut(&self) -> RwLockWriteGuard<'_, World> {
+        self.world.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn with_rng<T>(&self, f: impl FnOnce(&mut fastrand::Rng) -> T) -> T {
+        let mut rng = self.rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut rng)
+    }
+
+    /// Every scope the loaded operations name.
+    pub fn known_scopes(&self) -> &BTreeSet<String> {
+        &self.known_scopes
+    }
+
+    /// Rebuilds the world from the fixture; returns the tokens it issued.
+    pub fn reset(&self) -> Result<Vec<IssuedToken>, fixture::FixtureError> {
+        let strict = self.fixture.0 != "(embedded default fixture)";
+        let (world, tokens) = self.with_rng(|rng| {
+            fixture::build(
+                &self.fixture.0,
+                &self.fixture.1,
+                strict.then_some(&self.known_scopes),
+                rng,
+            )
+        })?;
+        *self.world_mut() = world;
+        Ok(tokens)
+    }
+}
+
+/// The HTTP app: the control plane under `/__admin/` and the API surface of
+/// the loaded specs everywhere else.
+pub fn app(mock: Arc<Mock>) -> axum::Router {
+    axum::Router::new()
+        .nest("/__admin", admin::routes(mock.clone()))
+        .fallback(pipeline::handle)
+        .with_state(mock)
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, finishing requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    mock: Arc<Mock>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let service = app(mock).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+}

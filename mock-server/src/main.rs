@@ -1,0 +1,255 @@
+//! The `ghl-mock` command line: serve the mock, check spec files, and drive a
+//! running mock's control plane.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use ghl_mock::{spec, Clock, Config, Mock, Source};
+
+#[derive(Parser)]
+#[command(name = "ghl-mock", version, about = "A contract-testing mock of the HighLevel (LeadConnector) API v2", long_about = None)]
+struct Cli {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API on HOST:PORT until Ctrl-C or SIGTERM.
+    Serve(ServeArgs),
+    /// Load a directory of OpenAPI files and report files, operations, scopes and warnings.
+    CheckSpecs {
+        /// Directory of OpenAPI 3.0 files (JSON or YAML).
+        dir: PathBuf,
+        /// Print every warning (the default prints a summary per kind and the first few).
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Directory of OpenAPI files to serve instead of the embedded default specs.
+    #[arg(long)]
+    specs: Option<PathBuf>,
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    #[arg(long, default_value_t = 4010)]
+    port: u16,
+    /// Seed for generated answers and ids.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// World to start with (JSON or YAML): companies, locations, private
+    /// integrations with their tokens, OAuth apps. Default: one sandbox
+    /// agency, two locations and one freshly minted PIT.
+    #[arg(long)]
+    fixture: Option<PathBuf>,
+    /// Start with a frozen virtual clock that moves only through the control plane.
+    #[arg(long)]
+    frozen_clock: bool,
+    /// Require `Authorization: Bearer <TOKEN>` on the control plane (/__admin/).
+    #[arg(long, env = "GHL_MOCK_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Let non-loopback clients reach the control plane.
+    #[arg(long)]
+    admin_remote: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::CheckSpecs { dir, all } => check_specs(dir, all),
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GHL_MOCK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn source(specs: Option<PathBuf>) -> Source {
+    match specs {
+        Some(dir) => Source::Dir(dir),
+        None => Source::Embedded(spec::EMBEDDED),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let started = Instant::now();
+    let set = match spec::load(source(args.specs.clone()), args.seed) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("ghl-mock: cannot serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for e in &set.errors {
+        tracing::warn!(file = %e.file, "file skipped: {}", e.message);
+    }
+    let summary = format!(
+        "{} files, {} operations, {} warnings (run `ghl-mock check-specs` to list them)",
+        set.files.len(),
+        set.operations.len(),
+        set.warnings.len()
+    );
+    let fixture = match &args.fixture {
+        None => None,
+        Some(path) => {
+            let name = path.display().to_string();
+            let parsed = std::fs::read_to_string(path)
+                .map_err(|e| format!("{name}: cannot read: {e}"))
+                .and_then(|text| ghl_mock::fixture::parse(&name, &text).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(f) => Some((name, f)),
+                Err(e) => {
+                    eprintln!("ghl-mock: bad fixture: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let config = Config {
+        seed: args.seed,
+        admin_token: args.admin_token.clone(),
+        admin_remote: args.admin_remote,
+        ..Config::default()
+    };
+    let clock = if args.frozen_clock {
+        Clock::frozen_now()
+    } else {
+        Clock::system()
+    };
+    let started_mock = match Mock::start(set, config, clock, fixture) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ghl-mock: bad fixture: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mock = started_mock.mock;
+    let minted: Vec<_> = started_mock.tokens.into_iter().filter(|t| t.minted).collect();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ghl-mock: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let addr = format!("{}:{}", args.host, args.port);
+        let listener = match tokio::net::TcpListener::bind(&addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("ghl-mock: cannot listen on {addr}: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let local: SocketAddr = listener
+            .local_addr()
+            .unwrap_or_else(|_| ([127, 0, 0, 1], args.port).into());
+        println!("ghl-mock listening on http://{local}");
+        println!("  specs: {summary}");
+        for t in &minted {
+            let owner = match &t.owner {
+                ghl_mock::world::Owner::Location(l) => format!("locationId {l}"),
+                ghl_mock::world::Owner::Company(c) => format!("companyId {c}"),
+            };
+            // Printed once, to stdout, so a newcomer can curl at once; never logged.
+            println!("  private integration \"{}\" ({owner}): {}", t.name, t.token);
+        }
+        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ready");
+        match ghl_mock::serve(listener, mock, shutdown_signal()).await {
+            Ok(()) => {
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ghl-mock: server error: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+fn check_specs(dir: PathBuf, all: bool) -> ExitCode {
+    let set = match spec::load(Source::Dir(dir.clone()), 1) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("ghl-mock: {}: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    };
+    println!("files:");
+    for f in &set.files {
+        println!("  {:>4} operations  {}", f.operations, f.file);
+    }
+    for e in &set.errors {
+        println!("  refused: {}", e.message);
+    }
+    let scopes = set.scopes();
+    println!("operations: {}", set.operations.len());
+    println!(
+        "scopes ({}): {}",
+        scopes.len(),
+        scopes.into_iter().collect::<Vec<_>>().join(" ")
+    );
+    let mut by_kind: std::collections::BTreeMap<String, usize> = Default::default();
+    for w in &set.warnings {
+        *by_kind.entry(format!("{:?}", w.kind)).or_default() += 1;
+    }
+    println!("warnings: {}", set.warnings.len());
+    for (kind, n) in &by_kind {
+        println!("  {n:>5}  {kind}");
+    }
+    let shown = if all { set.warnings.len() } else { 3 };
+    let mut per_kind: std::collections::BTreeMap<String, usize> = Default::default();
+    for w in &set.warnings {
+        let n = per_kind.entry(format!("{:?}", w.kind)).or_default();
+        *n += 1;
+        if *n <= shown {
+            println!("warning: {w}");
+        }
+    }
+    if !all && !set.warnings.is_empty() {
+        println!("(the first {shown} of each kind are shown; --all lists every one)");
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,332 @@
+//! The documents a spec set is read from, and `$ref` resolution across them.
+//!
+//! Files come from a directory on disk or from the set embedded in the binary;
+//! both are addressed by a normalised path string, so a reference such as
+//! `../common/common-schemas.json#/components/schemas/X` resolves the same way
+//! for either. Resolution inlines every reference into a self-contained value
+//! (cycles are cut to `{}` with a warning) so validators and generators never
+//! chase references at request time.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{Warning, WarningKind};
+
+/// Where documents come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A directory on disk; references may leave it (`../common/...`).
+    Dir(PathBuf),
+    /// Files compiled into the binary, by name.
+    Embedded(&'static [(&'static str, &'static str)]),
+}
+
+/// Files larger than this are refused rather than read.
+pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
+/// References nested deeper than this are cut, whatever their shape.
+const MAX_REF_DEPTH: usize = 64;
+
+/// Loaded documents, by key (a normalised path).
+pub struct DocStore {
+    source: Source,
+    docs: HashMap<String, Result<Value, String>>,
+    inlined: HashMap<(String, String), Value>,
+    reported: HashSet<(String, String)>,
+}
+
+impl DocStore {
+    pub fn new(source: Source) -> Self {
+        Self {
+            source,
+            docs: HashMap::new(),
+            inlined: HashMap::new(),
+            reported: HashSet::new(),
+        }
+    }
+
+    /// The keys of the top-level spec files of the source, sorted.
+    pub fn top_level_keys(&self) -> Result<Vec<String>, String> {
+        match &self.source {
+            Source::Embedded(files) => {
+                let mut keys: Vec<String> = files.iter().map(|(n, _)| n.to_string()).collect();
+                keys.sort();
+                Ok(keys)
+            }
+            Source::Dir(dir) => {
+                let entries =
+                    std::fs::read_dir(dir).map_err(|e| format!("cannot read directory {}: {e}", dir.display()))?;
+                let mut keys = Vec::new();
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    let is_spec = matches!(path.extension().and_then(|e| e.to_str()), Some("json" | "yaml" | "yml"));
+                    if is_spec && path.is_file() {
+                        keys.push(normalise(&path));
+                    }
+                }
+                keys.sort();
+                Ok(keys)
+            }
+        }
+    }
+
+    /// The document under `key`, read and parsed once.
+    pub fn get(&mut self, key: &str) -> Result<&Value, String> {
+        if !self.docs.contains_key(key) {
+            let parsed = self.read(key).and_then(|text| parse(key, &text));
+            self.docs.insert(key.to_string(), parsed);
+        }
+        match self.docs.get(key) {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(format!("{key}: not loaded")),
+        }
+    }
+
+    fn read(&self, key: &str) -> Result<String, String> {
+        match &self.source {
+            Source::Embedded(files) => files
+                .iter()
+                .find(|(n, _)| *n == key)
+                .map(|(_, text)| text.to_string())
+                .ok_or_else(|| format!("{key}: no such embedded file")),
+            Source::Dir(_) => {
+                let meta = std::fs::metadata(key).map_err(|e| format!("{key}: cannot read: {e}"))?;
+                if meta.len() > MAX_FILE_BYTES {
+                    return Err(format!(
+                        "{key}: file is {} bytes, over the limit of {MAX_FILE_BYTES}",
+                        meta.len()
+                    ));
+                }
+                let bytes = std::fs::read(key).map_err(|e| format!("{key}: cannot read: {e}"))?;
+                String::from_utf8(bytes).map_err(|_| format!("{key}: not UTF-8 text"))
+            }
+        }
+    }
+
+    /// The key a reference's file part names, relative to the referring file.
+    fn resolve_key(&self, from: &str, file_part: &str) -> String {
+        if file_part.is_empty() {
+            return from.to_string();
+        }
+        let base = Path::new(from).parent().unwrap_or(Path::new(""));
+        normalise(&base.join(file_part))
+    }
+
+    /// `value` (found in `file` at `pointer`) with every `$ref` inside it replaced
+    /// by what it points at.
+    pub fn inline(&mut self, file: &str, value: &Value, pointer: &str, warnings: &mut Vec<Warning>) -> Value {
+        let mut stack = Vec::new();
+        self.inline_at(file, value, pointer, &mut stack, warnings)
+    }
+
+    fn inline_at(
+        &mut self,
+        file: &str,
+        value: &Value,
+        pointer: &str,
+        stack: &mut Vec<(String, String)>,
+        warnings: &mut Vec<Warning>,
+    ) -> Value {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(reference)) = map.get("$ref") {
+                    return self.follow(file, reference, pointer, stack, warnings);
+                }
+                let mut out = serde_json::Map::with_capacity(map.len());
+                for (k, v) in map {
+                    let child = format!("{pointer}/{}", escape(k));
+                    out.insert(k.clone(), self.inline_at(file, v, &child, stack, warnings));
+                }
+                Value::Object(out)
+            }
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| self.inline_at(file, v, &format!("{pointer}/{i}"), stack, warnings))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+
+    fn follow(
+        &mut self,
+        file: &str,
+        reference: &str,
+        pointer: &str,
+        stack: &mut Vec<(String, String)>,
+        warnings: &mut Vec<Warning>,
+    ) -> Value {
+        let (file_part, fragment) = reference.split_once('#').unwrap_or((reference, ""));
+        let target_file = self.resolve_key(file, file_part);
+        let target = (target_file.clone(), fragment.to_string());
+        if stack.contains(&target) || stack.len() >= MAX_REF_DEPTH {
+            self.warn_once(
+                warnings,
+                file,
+                pointer,
+                WarningKind::RefCycle,
+                format!("$ref '{reference}' refers back to itself; cut to an open schema there"),
+            );
+            return Value::Object(Default::default());
+        }
+        if let Some(done) = self.inlined.get(&target) {
+            return done.clone();
+        }
+        let found = match self.get(&target_file) {
+            Ok(doc) => lookup(doc, fragment).cloned(),
+            Err(e) => {
+                self.warn_once(
+                    warnings,
+                    file,
+                    pointer,
+                    WarningKind::UnresolvedRef,
+                    format!("$ref '{reference}' names a file that cannot be loaded ({e}); treated as an open schema"),
+                );
+                return Value::Object(Default::default());
+            }
+        };
+        let Some(found) = found else {
+            self.warn_once(
+                warnings,
+                file,
+                pointer,
+                WarningKind::UnresolvedRef,
+                format!("$ref '{reference}' resolves nowhere; treated as an open schema"),
+            );
+            return Value::Object(Default::default());
+        };
+        stack.push(target.clone());
+        let fragment_pointer = if fragment.is_empty() {
+            String::new()
+        } else {
+            fragment.to_string()
+        };
+        let resolved = self.inline_at(&target_file, &found, &fragment_pointer, stack, warnings);
+        stack.pop();
+        self.inlined.insert(target, resolved.clone());
+        resolved
+    }
+
+    fn warn_once(
+        &mut self,
+        warnings: &mut Vec<Warning>,
+        file: &str,
+        pointer: &str,
+        kind: WarningKind,
+        message: String,
+    ) {
+        if self.reported.insert((file.to_string(), format!("{pointer}{message}"))) {
+            warnings.push(Warning::new(file, pointer, kind, message));
+        }
+    }
+}
+
+/// A JSON pointer lookup that accepts the `#` fragment forms specs use.
+fn lookup<'a>(doc: &'a Value, fragment: &str) -> Option<&'a Value> {
+    if fragment.is_empty() || fragment == "/" {
+        return Some(doc);
+    }
+    let decoded = percent_encoding::percent_decode_str(fragment).decode_utf8().ok()?;
+    doc.pointer(&decoded)
+}
+
+fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// A lexical normalisation of a path (`a/b/../c` → `a/c`); files need not exist.
+pub fn normalise(path: &Path) -> String {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out.to_string_lossy().into_owned()
+}
+
+/// JSON or YAML by the file's extension; YAML is also tried for anything else.
+pub fn parse(key: &str, text: &str) -> Result<Value, String> {
+    if key.ends_with(".json") {
+        serde_json::from_str(text).map_err(|e| format!("{key}: invalid JSON: {e}"))
+    } else {
+        serde_yaml_ng::from_str::<Value>(text).map_err(|e| format!("{key}: invalid YAML: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn normalise_folds_parent_segments() {
+        assert_eq!(normalise(Path::new("a/apps/../common/x.json")), "a/common/x.json");
+        assert_eq!(normalise(Path::new("./x.yaml")), "x.yaml");
+    }
+
+    #[test]
+    fn references_resolve_across_embedded_files() {
+        static FILES: &[(&str, &str)] = &[
+            (
+                "apps/a.json",
+                r#"{"s": {"$ref": "../common/c.json#/components/schemas/Id"}}"#,
+            ),
+            (
+                "common/c.json",
+                r#"{"components": {"schemas": {"Id": {"type": "string", "minLength": 20}}}}"#,
+            ),
+        ];
+        let mut store = DocStore::new(Source::Embedded(FILES));
+        let mut warnings = Vec::new();
+        let doc = store.get("apps/a.json").cloned().unwrap();
+        let out = store.inline("apps/a.json", &doc, "", &mut warnings);
+        assert_eq!(out, json!({"s": {"type": "string", "minLength": 20}}));
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_reference_cycle_is_cut_with_a_warning_naming_the_file() {
+        static FILES: &[(&str, &str)] = &[(
+            "loop.json",
+            r##"{"components": {"schemas": {"A": {"$ref": "#/components/schemas/B"}, "B": {"$ref": "#/components/schemas/A"}}}, "root": {"$ref": "#/components/schemas/A"}}"##,
+        )];
+        let mut store = DocStore::new(Source::Embedded(FILES));
+        let mut warnings = Vec::new();
+        let doc = store.get("loop.json").cloned().unwrap();
+        let out = store.inline("loop.json", &doc["root"], "/root", &mut warnings);
+        assert_eq!(out, json!({}));
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].file, "loop.json");
+        assert_eq!(warnings[0].kind, WarningKind::RefCycle);
+    }
+
+    #[test]
+    fn an_unresolvable_reference_becomes_an_open_schema_with_a_warning() {
+        static FILES: &[(&str, &str)] = &[("x.json", r##"{"s": {"$ref": "#/components/schemas/Missing"}}"##)];
+        let mut store = DocStore::new(Source::Embedded(FILES));
+        let mut warnings = Vec::new();
+        let doc = store.get("x.json").cloned().unwrap();
+        let out = store.inline("x.json", &doc, "", &mut warnings);
+        assert_eq!(out, json!({"s": {}}));
+        assert_eq!(warnings[0].pointer, "/s");
+        assert_eq!(warnings[0].kind, WarningKind::UnresolvedRef);
+    }
+
+    #[test]
+    fn yaml_and_json_both_parse_and_garbage_names_the_file() {
+        assert_eq!(parse("a.yaml", "a: 1").unwrap(), json!({"a": 1}));
+        let err = parse("bad.json", "{not json").unwrap_err();
+        assert!(err.starts_with("bad.json: invalid JSON"), "{err}");
+    }
+}

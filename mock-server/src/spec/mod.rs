@@ -1,0 +1,785 @@
+//! The loaded API surface: OpenAPI files → an operation table and a router.
+//!
+//! Everything per-endpoint the mock knows comes from here: security
+//! requirements, parameters, where a request names its location, the request
+//! body schema and the success answer. Loading never gives up on a whole file
+//! for one bad object: each problem becomes a [`Warning`] naming the file and
+//! JSON pointer, and the rest is served. Only a file that cannot be parsed, or
+//! is not OpenAPI at all, is refused (a [`FileError`]).
+//!
+//! Nothing in this module looks at tokens, clocks or state.
+
+mod docs;
+mod router;
+pub mod schema;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::Method;
+use serde_json::{Map, Value};
+
+pub use docs::Source;
+
+/// Parses a JSON or YAML document (by the name's extension) into a value.
+pub fn parse_document(name: &str, text: &str) -> Result<Value, String> {
+    docs::parse(name, text)
+}
+pub use router::{Match, Router};
+pub use schema::Direction;
+
+/// The specs compiled into the binary: the project's own files under `specs/`.
+pub static EMBEDDED: &[(&str, &str)] = &[
+    ("specs/calendars.yaml", include_str!("../../../specs/calendars.yaml")),
+    ("specs/common.yaml", include_str!("../../../specs/common.yaml")),
+    ("specs/contacts.yaml", include_str!("../../../specs/contacts.yaml")),
+    (
+        "specs/conversations.yaml",
+        include_str!("../../../specs/conversations.yaml"),
+    ),
+    ("specs/locations.yaml", include_str!("../../../specs/locations.yaml")),
+    ("specs/oauth.yaml", include_str!("../../../specs/oauth.yaml")),
+    (
+        "specs/opportunities.yaml",
+        include_str!("../../../specs/opportunities.yaml"),
+    ),
+    ("specs/users.yaml", include_str!("../../../specs/users.yaml")),
+];
+
+/// What kind of problem a warning reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WarningKind {
+    UnresolvedRef,
+    RefCycle,
+    BadSchema,
+    UndeclaredPathParam,
+    BadParameter,
+    DuplicateOperationId,
+    DuplicateRoute,
+    NotStrictOpenApi,
+    InvalidExample,
+    NoResponseSchema,
+    HeaderWithoutSchema,
+}
+
+/// A problem in a spec file that the loader survived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Warning {
+    pub file: String,
+    pub pointer: String,
+    pub kind: WarningKind,
+    pub message: String,
+}
+
+impl Warning {
+    pub fn new(file: &str, pointer: &str, kind: WarningKind, message: String) -> Self {
+        Self {
+            file: file.to_string(),
+            pointer: pointer.to_string(),
+            kind,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}: {:?}: {}", self.file, self.pointer, self.kind, self.message)
+    }
+}
+
+/// A file the loader refused as a whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileError {
+    pub file: String,
+    pub message: String,
+}
+
+/// Per-file summary for `check-specs`.
+#[derive(Debug, Clone)]
+pub struct FileSummary {
+    pub file: String,
+    pub operations: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamIn {
+    Path,
+    Query,
+    Header,
+    Cookie,
+}
+
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: String,
+    pub location: ParamIn,
+    pub required: bool,
+    /// JSON Schema (request direction) of the value.
+    pub schema: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestBody {
+    pub required: bool,
+    /// Media types the operation accepts, as written in the spec.
+    pub content_types: Vec<String>,
+    /// JSON Schema (request direction) of a JSON or form body.
+    pub schema: Option<Value>,
+}
+
+/// Where a request names the location it acts on (BEHAVIOUR.md §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocationSource {
+    Path(String),
+    Query(String),
+    Body(String),
+    /// `altId` with `altType=location`, in the query or the body.
+    AltIdQuery,
+    AltIdBody,
+}
+
+/// The answer an operation gives when all is well.
+#[derive(Debug, Clone)]
+pub struct Success {
+    pub status: u16,
+    /// JSON Schema (response direction) of the body, if the spec has one.
+    pub schema: Option<Arc<Value>>,
+    pub validator: Option<Arc<jsonschema::Validator>>,
+    /// Named examples that validate, for `Prefer: example=NAME`.
+    pub examples: Vec<(String, Value)>,
+    /// The default body: a valid example, else a generated value.
+    pub body: Bytes,
+}
+
+/// One security requirement object: every scheme in it, with its scopes,
+/// must be satisfied. Several objects on an operation mean OR.
+pub type Requirement = Vec<(String, Vec<String>)>;
+
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub id: String,
+    pub file: String,
+    pub method: Method,
+    pub path: String,
+    /// Empty means the operation is public.
+    pub security: Vec<Requirement>,
+    pub params: Vec<Param>,
+    pub body: Option<RequestBody>,
+    pub success: Success,
+    pub location: Vec<LocationSource>,
+}
+
+impl Operation {
+    pub fn param(&self, name: &str, location: ParamIn) -> Option<&Param> {
+        self.params.iter().find(|p| p.name == name && p.location == location)
+    }
+
+    /// Every scope named by any requirement of the operation.
+    pub fn scopes(&self) -> BTreeSet<&str> {
+        self.security
+            .iter()
+            .flatten()
+            .flat_map(|(_, s)| s.iter().map(String::as_str))
+            .collect()
+    }
+}
+
+/// A loaded spec set.
+#[derive(Debug)]
+pub struct SpecSet {
+    pub operations: Vec<Operation>,
+    pub router: Router,
+    pub warnings: Vec<Warning>,
+    pub errors: Vec<FileError>,
+    pub files: Vec<FileSummary>,
+}
+
+impl SpecSet {
+    pub fn find(&self, method: &Method, path: &str) -> Match {
+        self.router.find(method, path)
+    }
+
+    pub fn operation(&self, index: usize) -> Option<&Operation> {
+        self.operations.get(index)
+    }
+
+    /// Every scope any operation names, sorted.
+    pub fn scopes(&self) -> BTreeSet<&str> {
+        self.operations.iter().flat_map(|o| o.scopes()).collect()
+    }
+}
+
+/// Why nothing could be served.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Source(String),
+    #[error("no servable OpenAPI operations found{}", describe(.0))]
+    NothingServable(Vec<FileError>),
+}
+
+fn describe(errors: &[FileError]) -> String {
+    if errors.is_empty() {
+        return String::from(" (no .json, .yaml or .yml file holds any path)");
+    }
+    let lines: Vec<String> = errors
+        .iter()
+        .map(|e| format!("\n  {}: {}", e.file, e.message))
+        .collect();
+    format!(":{}", lines.concat())
+}
+
+const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+/// Loads every spec file of a source. `seed` makes generated answers repeatable.
+pub fn load(source: Source, seed: u64) -> Result<SpecSet, LoadError> {
+    let mut store = docs::DocStore::new(source);
+    let keys = store.top_level_keys().map_err(LoadError::Source)?;
+    let mut set = SpecSet {
+        operations: Vec::new(),
+        router: Router::default(),
+        warnings: Vec::new(),
+        errors: Vec::new(),
+        files: Vec::new(),
+    };
+    let mut seen_ids: std::collections::HashMap<String, String> = Default::default();
+    for key in keys {
+        let doc = match store.get(&key) {
+            Ok(doc) => doc.clone(),
+            Err(message) => {
+                set.errors.push(FileError {
+                    file: key.clone(),
+                    message,
+                });
+                continue;
+            }
+        };
+        let Some(version) = doc.get("openapi").and_then(Value::as_str) else {
+            set.errors.push(FileError {
+                file: key.clone(),
+                message: format!("{key}: not an OpenAPI document (no `openapi` field)"),
+            });
+            continue;
+        };
+        if !version.starts_with("3.") {
+            set.errors.push(FileError {
+                file: key.clone(),
+                message: format!("{key}: OpenAPI {version} is not supported (3.0.x is)"),
+            });
+            continue;
+        }
+        if let Err(e) = serde_json::from_value::<openapiv3::OpenAPI>(doc.clone()) {
+            set.warnings.push(Warning::new(
+                &key,
+                "",
+                WarningKind::NotStrictOpenApi,
+                format!("a strict OpenAPI 3.0 reader rejects this file ({e}); serving it leniently"),
+            ));
+        }
+        let before = set.operations.len();
+        load_file(&mut store, &key, &doc, seed, &mut set, &mut seen_ids);
+        set.files.push(FileSummary {
+            file: key,
+            operations: set.operations.len() - before,
+        });
+    }
+    if set.operations.is_empty() {
+        return Err(LoadError::NothingServable(set.errors));
+    }
+    Ok(set)
+}
+
+fn load_file(
+    store: &mut docs::DocStore,
+    key: &str,
+    doc: &Value,
+    seed: u64,
+    set: &mut SpecSet,
+    seen_ids: &mut std::collections::HashMap<String, String>,
+) {
+    let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
+        return;
+    };
+    let global_security = doc.get("security");
+    for (path, item) in paths {
+        let item_pointer = format!("/paths/{}", path.replace('~', "~0").replace('/', "~1"));
+        let Value::Object(item) = store.inline(key, item, &item_pointer, &mut set.warnings) else {
+            set.warnings.push(Warning::new(
+                key,
+                &item_pointer,
+                WarningKind::BadSchema,
+                "path item is not an object; skipped".into(),
+            ));
+            continue;
+        };
+        let shared_params = item.get("parameters").cloned().unwrap_or(Value::Null);
+        for method_name in METHODS {
+            let Some(Value::Object(op)) = item.get(*method_name) else {
+                continue;
+            };
+            let Ok(method) = Method::from_bytes(method_name.to_ascii_uppercase().as_bytes()) else {
+                continue;
+            };
+            let pointer = format!("{item_pointer}/{method_name}");
+            let mut ctx = OpCtx {
+                key,
+                pointer: &pointer,
+                warnings: &mut set.warnings,
+            };
+            let mut operation = ctx.operation(op, method.clone(), path, &shared_params, global_security, seed);
+            if let Some(first) = seen_ids.get(&operation.id) {
+                ctx.warn(
+                    WarningKind::DuplicateOperationId,
+                    format!("operationId '{}' is also used in {first}", operation.id),
+                );
+            } else {
+                seen_ids.insert(operation.id.clone(), key.to_string());
+            }
+            let index = set.operations.len();
+            match set.router.insert(method.clone(), path, index) {
+                Ok(()) => {
+                    operation.file = key.rsplit('/').next().unwrap_or(key).to_string();
+                    set.operations.push(operation);
+                }
+                Err(existing) => {
+                    let other = set
+                        .operations
+                        .get(existing)
+                        .map(|o| format!("{} in {}", o.id, o.file))
+                        .unwrap_or_default();
+                    ctx.warn(
+                        WarningKind::DuplicateRoute,
+                        format!("{method} {path} is already served by {other}; this one is ignored"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+struct OpCtx<'a> {
+    key: &'a str,
+    pointer: &'a str,
+    warnings: &'a mut Vec<Warning>,
+}
+
+impl OpCtx<'_> {
+    fn warn(&mut self, kind: WarningKind, message: String) {
+        self.warnings.push(Warning::new(self.key, self.pointer, kind, message));
+    }
+
+    fn operation(
+        &mut self,
+        op: &Map<String, Value>,
+        method: Method,
+        path: &str,
+        shared_params: &Value,
+        global_security: Option<&Value>,
+        seed: u64,
+    ) -> Operation {
+        let id = op
+            .get("operationId")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{method} {path}"));
+        let params = self.params(shared_params, op.get("parameters"), path);
+        let body = self.request_body(op.get("requestBody"));
+        let security = self.security(op.get("security").or(global_security));
+        let location = location_sources(&params, body.as_ref());
+        let success = self.success(op.get("responses"), &id, seed);
+        Operation {
+            id,
+            file: String::new(),
+            method,
+            path: path.to_string(),
+            security,
+            params,
+            body,
+            success,
+            location,
+        }
+    }
+
+    fn security(&mut self, security: Option<&Value>) -> Vec<Requirement> {
+        let Some(Value::Array(reqs)) = security else {
+            return Vec::new();
+        };
+        reqs.iter()
+            .filter_map(
+                |req| match serde_json::from_value::<openapiv3::SecurityRequirement>(req.clone()) {
+                    Ok(r) => Some(r.into_iter().collect()),
+                    Err(e) => {
+                        self.warn(
+                            WarningKind::BadSchema,
+                            format!("security requirement is malformed ({e}); ignored"),
+                        );
+                        None
+                    }
+                },
+            )
+            .collect()
+    }
+
+    fn params(&mut self, shared: &Value, own: Option<&Value>, path: &str) -> Vec<Param> {
+        let mut out: Vec<Param> = Vec::new();
+        for (list, pointer) in [(Some(shared), "parameters (path item)"), (own, "parameters")] {
+            let Some(Value::Array(list)) = list else { continue };
+            for (i, raw) in list.iter().enumerate() {
+                let Some(param) = self.param(raw, &format!("{pointer}/{i}")) else {
+                    continue;
+                };
+                // Operation-level parameters override path-level ones.
+                out.retain(|p| !(p.name == param.name && p.location == param.location));
+                out.push(param);
+            }
+        }
+        for seg in router::segments(path) {
+            let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) else {
+                continue;
+            };
+            if out.iter().any(|p| p.location == ParamIn::Path && p.name == name) {
+                continue;
+            }
+            self.warn(
+                WarningKind::UndeclaredPathParam,
+                format!("path parameter '{name}' is used in the path but not declared; taken as a required string"),
+            );
+            out.push(Param {
+                name: name.to_string(),
+                location: ParamIn::Path,
+                required: true,
+                schema: serde_json::json!({"type": "string"}),
+            });
+        }
+        out
+    }
+
+    fn param(&mut self, raw: &Value, pointer: &str) -> Option<Param> {
+        let (location, data) = match serde_json::from_value::<openapiv3::Parameter>(raw.clone()) {
+            Ok(openapiv3::Parameter::Path { parameter_data, .. }) => (ParamIn::Path, parameter_data),
+            Ok(openapiv3::Parameter::Query { parameter_data, .. }) => (ParamIn::Query, parameter_data),
+            Ok(openapiv3::Parameter::Header { parameter_data, .. }) => (ParamIn::Header, parameter_data),
+            Ok(openapiv3::Parameter::Cookie { parameter_data, .. }) => (ParamIn::Cookie, parameter_data),
+            Err(e) => {
+                self.warn(
+                    WarningKind::BadParameter,
+                    format!("parameter at {pointer} is malformed ({e}); ignored"),
+                );
+                return None;
+            }
+        };
+        let schema = match raw.get("schema") {
+            Some(s) => schema::convert(
+                s,
+                Direction::Request,
+                self.key,
+                &format!("{}/{pointer}/schema", self.pointer),
+                self.warnings,
+            ),
+            None => Value::Object(Map::new()),
+        };
+        Some(Param {
+            name: data.name,
+            location,
+            required: data.required || location == ParamIn::Path,
+            schema,
+        })
+    }
+
+    fn request_body(&mut self, body: Option<&Value>) -> Option<RequestBody> {
+        let body = body?;
+        let content = body.get("content").and_then(Value::as_object);
+        let content_types: Vec<String> = content.map(|c| c.keys().cloned().collect()).unwrap_or_default();
+        let schema = content.and_then(|c| {
+            c.iter()
+                .find(|(t, _)| t.contains("json") || t.contains("x-www-form-urlencoded"))
+                .and_then(|(_, media)| media.get("schema"))
+        });
+        let schema = schema.map(|s| {
+            schema::convert(
+                s,
+                Direction::Request,
+                self.key,
+                &format!("{}/requestBody", self.pointer),
+                self.warnings,
+            )
+        });
+        Some(RequestBody {
+            required: body.get("required") == Some(&Value::Bool(true)),
+            content_types,
+            schema,
+        })
+    }
+
+    fn success(&mut self, responses: Option<&Value>, id: &str, seed: u64) -> Success {
+        let chosen = responses.and_then(Value::as_object).and_then(|r| {
+            let mut codes: Vec<(u16, &Value)> = r
+                .iter()
+                .filter_map(|(code, v)| {
+                    code.parse::<u16>()
+                        .ok()
+                        .filter(|c| (200..300).contains(c))
+                        .map(|c| (c, v))
+                })
+                .collect();
+            codes.sort_by_key(|(c, _)| *c);
+            codes.into_iter().next()
+        });
+        let Some((status, response)) = chosen else {
+            self.warn(
+                WarningKind::NoResponseSchema,
+                "no 2xx response declared; answering 200 with an empty object".into(),
+            );
+            return crate::respond::success_without_schema(200);
+        };
+        if let Some(Value::Object(headers)) = response.get("headers") {
+            for (name, header) in headers {
+                if header.get("schema").is_none() && header.get("content").is_none() {
+                    self.warn(
+                        WarningKind::HeaderWithoutSchema,
+                        format!("response header '{name}' has no schema; ignored"),
+                    );
+                }
+            }
+        }
+        let media = response
+            .get("content")
+            .and_then(Value::as_object)
+            .and_then(|c| c.iter().find(|(t, _)| t.contains("json")).or_else(|| c.iter().next()))
+            .map(|(_, m)| m);
+        let Some(raw_schema) = media.and_then(|m| m.get("schema")) else {
+            self.warn(
+                WarningKind::NoResponseSchema,
+                format!("{status} response has no schema; answering an empty object"),
+            );
+            return crate::respond::success_without_schema(status);
+        };
+        let pointer = format!("{}/responses/{status}", self.pointer);
+        let converted = schema::convert(raw_schema, Direction::Response, self.key, &pointer, self.warnings);
+        let validator = match compile_lenient(&converted) {
+            Ok((v, stripped)) => {
+                if stripped {
+                    self.warn(
+                        WarningKind::BadSchema,
+                        "response schema has patterns the validator cannot compile; checked without them".into(),
+                    );
+                }
+                Some(Arc::new(v))
+            }
+            Err(e) => {
+                self.warn(
+                    WarningKind::BadSchema,
+                    format!("response schema cannot be compiled ({e}); answers are not checked"),
+                );
+                None
+            }
+        };
+        let mut candidates: Vec<(String, Value)> = Vec::new();
+        if let Some(m) = media {
+            if let Some(example) = m.get("example") {
+                candidates.push(("default".into(), example.clone()));
+            }
+            if let Some(Value::Object(named)) = m.get("examples") {
+                for (name, ex) in named {
+                    if let Some(value) = ex.get("value") {
+                        candidates.push((name.clone(), value.clone()));
+                    }
+                }
+            }
+        }
+        if let Some(example) = raw_schema.get("example") {
+            candidates.push(("schema".into(), example.clone()));
+        }
+        let mut examples = Vec::new();
+        for (name, value) in candidates {
+            match &validator {
+                Some(v) if !v.is_valid(&value) => {
+                    let why = v
+                        .iter_errors(&value)
+                        .next()
+                        .map(|e| format!("{} at '{}'", e, e.instance_path()))
+                        .unwrap_or_default();
+                    self.warn(
+                        WarningKind::InvalidExample,
+                        format!("example '{name}' does not match its own schema ({why}); never served"),
+                    );
+                }
+                _ => examples.push((name, value)),
+            }
+        }
+        let schema = Arc::new(converted);
+        let rng_seed = seed ^ fnv1a(id.as_bytes());
+        let body = crate::respond::default_body(&schema, validator.as_deref(), &examples, rng_seed);
+        if let Some(problem) = body.problem {
+            self.warn(
+                WarningKind::BadSchema,
+                format!("no generated answer satisfies the response schema ({problem}); serving the closest one"),
+            );
+        }
+        Success {
+            status,
+            schema: Some(schema),
+            validator,
+            examples,
+            body: body.bytes,
+        }
+    }
+}
+
+/// Compiles a schema; if a `pattern` is beyond the regex engine, retries
+/// without patterns (and says so) rather than leaving the operation unchecked.
+pub fn compile_lenient(schema: &Value) -> Result<(jsonschema::Validator, bool), String> {
+    match schema::compile(schema) {
+        Ok(v) => Ok((v, false)),
+        Err(first) => {
+            let mut stripped = schema.clone();
+            strip_key(&mut stripped, "pattern");
+            schema::compile(&stripped).map(|v| (v, true)).map_err(|_| first)
+        }
+    }
+}
+
+fn strip_key(value: &mut Value, key: &str) {
+    match value {
+        Value::Object(map) => {
+            if map.get(key).is_some_and(Value::is_string) {
+                map.remove(key);
+            }
+            map.values_mut().for_each(|v| strip_key(v, key));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| strip_key(v, key)),
+        _ => {}
+    }
+}
+
+fn location_sources(params: &[Param], body: Option<&RequestBody>) -> Vec<LocationSource> {
+    let mut out = Vec::new();
+    for p in params {
+        match (p.location, p.name.as_str()) {
+            (ParamIn::Path, "locationId") => out.push(LocationSource::Path(p.name.clone())),
+            (ParamIn::Query, "locationId" | "location_id") => out.push(LocationSource::Query(p.name.clone())),
+            (ParamIn::Query, "altId") if params.iter().any(|q| q.name == "altType") => {
+                out.push(LocationSource::AltIdQuery)
+            }
+            _ => {}
+        }
+    }
+    if let Some(props) = body.and_then(|b| b.schema.as_ref()).and_then(|s| s.get("properties")) {
+        if props.get("locationId").is_some() {
+            out.push(LocationSource::Body("locationId".into()));
+        }
+        if props.get("altId").is_some() && props.get("altType").is_some() {
+            out.push(LocationSource::AltIdBody);
+        }
+    }
+    out
+}
+
+/// FNV-1a: a stable, dependency-free hash for per-operation seeds.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    static MINI: &[(&str, &str)] = &[(
+        "mini.yaml",
+        r#"
+openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /things/{thingId}:
+    get:
+      operationId: get-thing
+      security: [{bearer: [things.readonly]}, {Agency-Access: [things.readonly, agency.x]}]
+      parameters:
+        - {name: Version, in: header, required: true, schema: {type: string, enum: ["2021-07-28"]}}
+        - {name: locationId, in: query, required: true, schema: {type: string}}
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json:
+              schema: {type: object, required: [id], properties: {id: {type: string}}}
+              example: {id: 42}
+  /things/{thingId}/parts/{partId}:
+    post:
+      operationId: add-part
+      responses: {"201": {description: created}}
+"#,
+    )];
+
+    #[test]
+    fn operations_carry_security_params_and_location_sources() {
+        let set = load(Source::Embedded(MINI), 1).unwrap();
+        let Match::Found(i, params) = set.find(&Method::GET, "/things/abc") else {
+            panic!("not routed")
+        };
+        let op = &set.operations[i];
+        assert_eq!(op.id, "get-thing");
+        assert_eq!(params, vec![("thingId".to_string(), "abc".to_string())]);
+        assert_eq!(op.security.len(), 2);
+        assert_eq!(
+            op.security[1],
+            vec![(
+                "Agency-Access".to_string(),
+                vec!["things.readonly".to_string(), "agency.x".to_string()]
+            )]
+        );
+        assert_eq!(op.location, vec![LocationSource::Query("locationId".into())]);
+        assert!(op.param("Version", ParamIn::Header).is_some_and(|p| p.required));
+    }
+
+    #[test]
+    fn an_example_that_breaks_its_schema_is_never_served() {
+        let set = load(Source::Embedded(MINI), 1).unwrap();
+        let op = set.operations.iter().find(|o| o.id == "get-thing").unwrap();
+        let body: Value = serde_json::from_slice(&op.success.body).unwrap();
+        assert_ne!(body, json!({"id": 42}));
+        assert!(body["id"].is_string(), "{body}");
+        assert!(set.warnings.iter().any(|w| w.kind == WarningKind::InvalidExample));
+    }
+
+    #[test]
+    fn undeclared_path_params_are_warned_and_still_routed() {
+        let set = load(Source::Embedded(MINI), 1).unwrap();
+        let undeclared: Vec<_> = set
+            .warnings
+            .iter()
+            .filter(|w| w.kind == WarningKind::UndeclaredPathParam)
+            .collect();
+        assert_eq!(undeclared.len(), 3, "{undeclared:?}");
+        assert!(matches!(set.find(&Method::POST, "/things/a/parts/b"), Match::Found(..)));
+    }
+
+    #[test]
+    fn an_operation_without_a_response_schema_answers_an_empty_object() {
+        let set = load(Source::Embedded(MINI), 1).unwrap();
+        let op = set.operations.iter().find(|o| o.id == "add-part").unwrap();
+        assert_eq!(op.success.status, 201);
+        assert_eq!(&op.success.body[..], b"{}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_openapi_is_refused_by_name() {
+        static FILES: &[(&str, &str)] = &[("notes.json", r#"{"hello": "world"}"#), ("broken.json", "{")];
+        let err = load(Source::Embedded(FILES), 1).unwrap_err().to_string();
+        assert!(err.contains("notes.json: not an OpenAPI document"), "{err}");
+        assert!(err.contains("broken.json: invalid JSON"), "{err}");
+    }
+
+    #[test]
+    fn the_embedded_default_specs_load_without_errors() {
+        let set = load(Source::Embedded(EMBEDDED), 1).unwrap();
+        assert!(set.errors.is_empty(), "{:?}", set.errors);
+        assert!(set.operations.len() >= 30, "{}", set.operations.len());
+    }
+}
