@@ -70,6 +70,8 @@ pub fn routes(mock: Shared) -> Router<Shared> {
         .route("/integrations/{id}/expire-now", post(expire_now))
         .route("/clock", get(clock).post(set_clock))
         .route("/clock/advance", post(advance_clock))
+        .route("/oauth/apps", get(list_apps).post(create_app))
+        .route("/oauth/codes", post(issue_code))
         .route("/reset", post(reset))
         .fallback(unknown)
         .layer(middleware::from_fn_with_state(mock, guard))
@@ -314,6 +316,113 @@ async fn advance_clock(State(mock): State<Shared>, body: Bytes) -> Answer {
     let ms = crate::clock::parse_duration_ms(&req.by).map_err(|e| refuse(&mock, StatusCode::BAD_REQUEST, e))?;
     mock.clock.advance_ms(ms);
     ok(clock_view(&mock))
+}
+
+async fn list_apps(State(mock): State<Shared>) -> Answer {
+    let w = mock.world();
+    let mut apps: Vec<Value> = w
+        .apps
+        .values()
+        .map(|a| json!({"client_id": a.client_id, "name": a.name, "scopes": a.scopes}))
+        .collect();
+    apps.sort_by(|a, b| a["client_id"].as_str().cmp(&b["client_id"].as_str()));
+    ok(json!({"apps": apps}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateApp {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+async fn create_app(State(mock): State<Shared>, body: Bytes) -> Answer {
+    let req: CreateApp = parse(&mock, &body)?;
+    scopes(&mock, &req.scopes)?;
+    let client_id = req
+        .client_id
+        .unwrap_or_else(|| format!("{}-{}", mock.with_rng(crate::respond::generate::id), "mock"));
+    if mock.world().apps.contains_key(&client_id) {
+        return Err(refuse(
+            &mock,
+            StatusCode::CONFLICT,
+            format!("an app with client_id '{client_id}' exists"),
+        ));
+    }
+    let app = crate::world::OAuthApp {
+        client_id: client_id.clone(),
+        client_secret: req.client_secret.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        name: req.name,
+        scopes: req.scopes,
+    };
+    mock.world_mut().apps.insert(client_id, app.clone());
+    Ok((StatusCode::CREATED, Json(json!({"app": app}))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueCode {
+    client_id: String,
+    owner: Owner,
+    /// Default: every scope the app may be granted.
+    scopes: Option<Vec<String>>,
+    #[serde(default)]
+    user_id: Option<String>,
+}
+
+/// Stands in for a user approving an app install: an authorization code.
+async fn issue_code(State(mock): State<Shared>, body: Bytes) -> Answer {
+    let req: IssueCode = parse(&mock, &body)?;
+    let app_scopes = mock.world().apps.get(&req.client_id).map(|a| a.scopes.clone());
+    let Some(app_scopes) = app_scopes else {
+        return Err(refuse(
+            &mock,
+            StatusCode::NOT_FOUND,
+            format!("no OAuth app with client_id '{}'", req.client_id),
+        ));
+    };
+    let wanted = req.scopes.unwrap_or_else(|| app_scopes.clone());
+    scopes(&mock, &wanted)?;
+    if let Some(extra) = wanted
+        .iter()
+        .find(|s| !app_scopes.is_empty() && !app_scopes.contains(s))
+    {
+        return Err(refuse(
+            &mock,
+            StatusCode::BAD_REQUEST,
+            format!("the app may not be granted scope '{extra}'"),
+        ));
+    }
+    let company_id = {
+        let w = mock.world();
+        match &req.owner {
+            Owner::Location(l) => w.location(l).map(|l| l.company_id.clone()),
+            Owner::Company(c) => w.company(c).map(|c| c.id.clone()),
+        }
+    };
+    let Some(company_id) = company_id else {
+        return Err(refuse(
+            &mock,
+            StatusCode::BAD_REQUEST,
+            "the owner names no known location or company",
+        ));
+    };
+    let user_id = req
+        .user_id
+        .unwrap_or_else(|| mock.with_rng(crate::respond::generate::id));
+    let grant = crate::auth::oauth::Grant {
+        client_id: req.client_id,
+        owner: req.owner,
+        scopes: wanted,
+        user_id,
+        company_id,
+    };
+    let code = mock.oauth.issue_code(grant, mock.clock.now_ms());
+    Ok((StatusCode::CREATED, Json(json!({"code": code}))).into_response())
 }
 
 async fn reset(State(mock): State<Shared>) -> Answer {

@@ -40,6 +40,8 @@ pub enum ApiError {
     UnsupportedMediaType {
         content_type: String,
     },
+    /// A refusal of the OAuth token endpoint, in OAuth's own shape.
+    OAuth(crate::auth::oauth::OAuthError),
     /// A refusal of the control plane (bad input, unknown id, not allowed).
     Control {
         status: StatusCode,
@@ -65,6 +67,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Control { status, .. } => *status,
+            ApiError::OAuth(e) => StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
         }
     }
 
@@ -96,6 +99,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType { content_type } => {
                 json!({"statusCode": code, "message": format!("content type '{content_type}' is not accepted here"), "error": "Unsupported Media Type"})
             }
+            ApiError::OAuth(e) => json!({"error": e.error, "error_description": e.description}),
             ApiError::Control { status, message } => {
                 json!({"statusCode": code, "message": message, "error": status.canonical_reason().unwrap_or("Error")})
             }
@@ -130,6 +134,7 @@ impl std::fmt::Display for ApiError {
             ApiError::PayloadTooLarge { .. } => f.write_str("body too large"),
             ApiError::UnsupportedMediaType { .. } => f.write_str("unsupported media type"),
             ApiError::Control { message, .. } => f.write_str(message),
+            ApiError::OAuth(e) => write!(f, "{}: {}", e.error, e.description),
         }
     }
 }

@@ -41,6 +41,7 @@ pub struct Mock {
     fixture: (String, Fixture),
     known_scopes: BTreeSet<String>,
     rng: Mutex<fastrand::Rng>,
+    pub oauth: auth::oauth::OAuth,
 }
 
 /// What starting a mock produced: the mock and the tokens its fixture issued.
@@ -76,6 +77,7 @@ impl Mock {
             fixture,
             known_scopes,
             rng: Mutex::new(rng),
+            oauth: auth::oauth::OAuth::default(),
         });
         Ok(Started { mock, tokens })
     }
@@ -110,6 +112,7 @@ impl Mock {
             )
         })?;
         *self.world_mut() = world;
+        self.oauth.clear();
         Ok(tokens)
     }
 }

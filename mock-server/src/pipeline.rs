@@ -85,19 +85,39 @@ async fn answer(mock: &Mock, request: Request) -> Result<Response, ApiError> {
     };
 
     let bytes = read_body(body, mock.config.limits.max_body_bytes).await?;
-    let json: Option<Value> = if bytes.is_empty() {
-        None
-    } else {
-        serde_json::from_slice(&bytes).ok()
-    };
+    let body = parse_body(&parts.headers, &bytes);
 
     if let Some(who) = &principal {
-        let named = check::named_locations(op, &incoming.path_params, &incoming.query, json.as_ref());
+        let named = check::named_locations(op, &incoming.path_params, &incoming.query, body.as_ref());
         check::check_location(who, &named, &mock.world())?;
     }
 
+    if let Some(answer) = owned_answer(mock, &incoming, principal.as_ref(), body.as_ref())? {
+        return Ok(json_response(
+            StatusCode::OK,
+            Bytes::from(serde_json::to_vec(&answer).unwrap_or_default()),
+        ));
+    }
     let status = StatusCode::from_u16(incoming.op.success.status).unwrap_or(StatusCode::OK);
     Ok(json_response(status, op.success.body.clone()))
+}
+
+/// Answers of the operations the mock owns state for, by method and path.
+fn owned_answer(
+    mock: &Mock,
+    incoming: &Incoming<'_>,
+    who: Option<&Principal>,
+    body: Option<&Value>,
+) -> Result<Option<Value>, ApiError> {
+    let op = incoming.op;
+    if op.method != Method::POST {
+        return Ok(None);
+    }
+    match (op.path.trim_end_matches('/'), who) {
+        ("/oauth/token", _) => crate::respond::oauth::token(mock, body).map(Some),
+        ("/oauth/locationToken", Some(who)) => crate::respond::oauth::location_token(mock, who, body).map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// Steps 2–5: who the bearer token stands for.
@@ -114,9 +134,38 @@ fn authenticate(mock: &Mock, headers: &axum::http::HeaderMap) -> Result<Principa
             scopes: holder.scopes,
             fingerprint: secret::fingerprint(token),
             client_id: None,
+            user_id: None,
         });
     }
-    Err(AuthError::InvalidJwt)
+    let claims = mock.oauth.verify_access(token, mock.clock.now_ms())?;
+    let owner = claims.owner().ok_or(AuthError::InvalidJwt)?;
+    Ok(Principal {
+        kind: TokenKind::OAuth,
+        owner,
+        scopes: claims.oauth_meta.scopes.into_iter().collect(),
+        fingerprint: secret::fingerprint(token),
+        client_id: Some(claims.oauth_meta.client),
+        user_id: Some(claims.user_id),
+    })
+}
+
+/// The body as JSON: JSON bodies as they are, form bodies as an object of strings.
+fn parse_body(headers: &axum::http::HeaderMap, bytes: &Bytes) -> Option<Value> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        let map: serde_json::Map<String, Value> = form_urlencoded::parse(bytes)
+            .into_owned()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        return Some(Value::Object(map));
+    }
+    serde_json::from_slice(bytes).ok()
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {

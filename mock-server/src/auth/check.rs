@@ -28,6 +28,8 @@ pub struct Principal {
     pub fingerprint: String,
     /// The OAuth app's client id, for OAuth tokens.
     pub client_id: Option<String>,
+    /// The installing user, for OAuth tokens.
+    pub user_id: Option<String>,
 }
 
 /// Who a security scheme admits, by the scheme names HighLevel's specs use.
@@ -255,6 +257,7 @@ mod tests {
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             fingerprint: "pit:0".into(),
             client_id: None,
+            user_id: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! request against an operation's security requirements.
 
 pub mod check;
+pub mod oauth;
 pub mod secret;
 
 use axum::http::StatusCode;

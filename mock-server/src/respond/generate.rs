@@ -22,6 +22,12 @@ pub struct Generator {
     rng: fastrand::Rng,
     /// Use `example` values found on sub-schemas.
     pub use_examples: bool,
+    /// Which alternative of a `oneOf`/`anyOf` to try first; callers retrying
+    /// after an invalid value move it on.
+    pub variant: usize,
+    /// Only required properties and the fewest array items: the value most
+    /// likely to satisfy a schema whose alternatives overlap.
+    pub minimal: bool,
 }
 
 impl Generator {
@@ -29,6 +35,8 @@ impl Generator {
         Self {
             rng: fastrand::Rng::with_seed(seed),
             use_examples,
+            variant: 0,
+            minimal: false,
         }
     }
 
@@ -74,11 +82,16 @@ impl Generator {
         }
         for key in ["oneOf", "anyOf"] {
             if let Some(Value::Array(alts)) = s.get(key) {
-                // Prefer an alternative that is not just `null`.
-                let pick = alts
+                // Prefer alternatives that are not just `null`.
+                let real: Vec<&Value> = alts
                     .iter()
-                    .find(|a| a.get("type") != Some(&Value::from("null")))
-                    .or(alts.first());
+                    .filter(|a| a.get("type") != Some(&Value::from("null")))
+                    .collect();
+                let pick = if real.is_empty() {
+                    alts.first()
+                } else {
+                    real.get(self.variant % real.len()).copied()
+                };
                 if let Some(pick) = pick {
                     return self.gen(pick, name, depth + 1);
                 }
@@ -122,7 +135,7 @@ impl Generator {
             .unwrap_or_default();
         if let Some(Value::Object(props)) = s.get("properties") {
             for (key, sub) in props {
-                if depth >= DEEP && !required.contains(&key.as_str()) {
+                if (self.minimal || depth >= DEEP) && !required.contains(&key.as_str()) {
                     continue;
                 }
                 out.insert(key.clone(), self.gen(sub, Some(key), depth + 1));
@@ -143,7 +156,9 @@ impl Generator {
             .and_then(Value::as_u64)
             .map(|m| m as usize)
             .unwrap_or(usize::MAX);
-        let wanted = if depth >= DEEP { min } else { min.max(1) }.min(max).min(16);
+        let wanted = if self.minimal || depth >= DEEP { min } else { min.max(1) }
+            .min(max)
+            .min(16);
         let items = s.get("items").cloned().unwrap_or(Value::Object(Map::new()));
         let singular = name.map(|n| n.strip_suffix('s').unwrap_or(n));
         let mut out: Vec<Value> = (0..wanted).map(|_| self.gen(&items, singular, depth + 1)).collect();

@@ -7,6 +7,7 @@
 //! one is a copy of bytes.
 
 pub mod generate;
+pub mod oauth;
 
 use axum::body::Bytes;
 use serde_json::Value;
@@ -30,7 +31,7 @@ pub fn success_without_schema(status: u16) -> Success {
 }
 
 /// Attempts at generation before giving up on a schema the generator cannot satisfy.
-const ATTEMPTS: u64 = 4;
+const ATTEMPTS: u64 = 6;
 
 pub fn default_body(
     schema: &Value,
@@ -47,8 +48,12 @@ pub fn default_body(
     let mut first_problem = None;
     let mut first_value = None;
     for attempt in 0..ATTEMPTS {
-        let use_examples = attempt == 0;
-        let value = generate::Generator::new(seed.wrapping_add(attempt), use_examples).value(schema);
+        // Attempts alternate between using property examples and not, and
+        // walk through the alternatives of `oneOf`s.
+        let mut generator = generate::Generator::new(seed.wrapping_add(attempt), attempt % 2 == 0);
+        generator.variant = (attempt / 2) as usize;
+        generator.minimal = attempt + 2 >= ATTEMPTS;
+        let value = generator.value(schema);
         let problem = validator.and_then(|v| {
             v.iter_errors(&value)
                 .next()

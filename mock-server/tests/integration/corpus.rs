@@ -1,0 +1,163 @@
+//! The whole official surface: every operation of the shared corpus is
+//! routable and answers, and every 2xx body validates against its schema.
+
+use ghl_mock::respond::generate::Generator;
+use ghl_mock::spec::{self, Operation, ParamIn, Source};
+use serde_json::Value;
+
+use crate::support::*;
+
+const ALL_SCOPES_LOCATION: &str = "Location PIT";
+const ALL_SCOPES_AGENCY: &str = "Agency PIT";
+
+fn operations_in_files(dir: &std::path::Path) -> usize {
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).expect("read corpus dir").flatten() {
+        let text = std::fs::read_to_string(entry.path()).expect("read spec");
+        let doc: Value = serde_json::from_str(&text).expect("corpus file is JSON");
+        for item in doc["paths"].as_object().expect("paths").values() {
+            count += item
+                .as_object()
+                .map(|m| {
+                    m.keys()
+                        .filter(|k| {
+                            ["get", "put", "post", "delete", "patch", "head", "options", "trace"].contains(&k.as_str())
+                        })
+                        .count()
+                })
+                .unwrap_or(0);
+        }
+    }
+    count
+}
+
+/// Which fixture token a request for `op` should carry, if a PIT can call it.
+fn token_for(op: &Operation) -> Option<&'static str> {
+    let schemes: Vec<&str> = op
+        .security
+        .iter()
+        .flat_map(|r| r.iter().map(|(s, _)| s.as_str()))
+        .collect();
+    if schemes.iter().any(|s| matches!(*s, "bearer" | "Location-Access")) {
+        Some(ALL_SCOPES_LOCATION)
+    } else if schemes.contains(&"Agency-Access") {
+        Some(ALL_SCOPES_AGENCY)
+    } else {
+        None
+    }
+}
+
+fn fill(name: &str, schema: &Value, seed: u64) -> String {
+    match name {
+        "locationId" | "location_id" | "altId" => LOC_A.to_string(),
+        "altType" => "location".to_string(),
+        "companyId" => COMPANY.to_string(),
+        _ => match Generator::new(seed, true).value(schema) {
+            Value::String(s) => s,
+            Value::Array(items) => items
+                .first()
+                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                .unwrap_or_default(),
+            other => other.to_string(),
+        },
+    }
+}
+
+fn request_body(op: &Operation, seed: u64) -> Option<Value> {
+    let schema = op.body.as_ref()?.schema.as_ref()?;
+    let mut body = Generator::new(seed, true).value(schema);
+    if let Some(map) = body.as_object_mut() {
+        for (key, value) in [
+            ("locationId", LOC_A),
+            ("altId", LOC_A),
+            ("altType", "location"),
+            ("companyId", COMPANY),
+        ] {
+            if map.contains_key(key) {
+                map.insert(key.to_string(), Value::from(value));
+            }
+        }
+    }
+    Some(body)
+}
+
+#[tokio::test]
+async fn every_operation_of_the_official_corpus_is_routed_and_answers_with_a_valid_body() {
+    let Some(dir) = corpus_dir() else { return };
+    let set = spec::load(Source::Dir(dir.clone()), 1).expect("corpus loads");
+    assert_eq!(
+        set.operations.len(),
+        operations_in_files(&dir),
+        "every operation in the files is in the table"
+    );
+    let all_scopes: Vec<String> = set.scopes().into_iter().map(|s| format!("\"{s}\"")).collect();
+    let scopes = all_scopes.join(", ");
+    let mock = TestMock::start(
+        set,
+        fixture(&format!(
+            "  - {{name: {ALL_SCOPES_LOCATION}, owner: {{location: {LOC_A}}}, scopes: [{scopes}]}}\n  - {{name: {ALL_SCOPES_AGENCY}, owner: {{company: {COMPANY}}}, scopes: [{scopes}]}}"
+        )),
+    )
+    .await;
+    let spec = mock.mock.spec.clone();
+    let mut problems = Vec::new();
+    let (mut succeeded, mut pit_callable) = (0, 0);
+    for (i, op) in spec.operations.iter().enumerate() {
+        let seed = i as u64;
+        let mut path = op.path.clone();
+        for p in op.params.iter().filter(|p| p.location == ParamIn::Path) {
+            path = path.replace(&format!("{{{}}}", p.name), &fill(&p.name, &p.schema, seed));
+        }
+        let query: Vec<(String, String)> = op
+            .params
+            .iter()
+            .filter(|p| p.location == ParamIn::Query && p.required)
+            .map(|p| (p.name.clone(), fill(&p.name, &p.schema, seed)))
+            .collect();
+        let mut request = mock
+            .http
+            .request(op.method.clone(), format!("{}{path}", mock.url))
+            .query(&query)
+            .header("Version", VERSION);
+        let token = token_for(op);
+        if let Some(name) = token {
+            request = request.bearer_auth(mock.token(name));
+            pit_callable += 1;
+        }
+        if let Some(body) = request_body(op, seed) {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let label = format!("{} {} ({}, {})", op.method, op.path, op.id, op.file);
+        if status == 404 || status == 405 || status >= 500 {
+            problems.push(format!("{label}: answered {status} {body}"));
+            continue;
+        }
+        if (200..300).contains(&status) {
+            if token.is_some() {
+                succeeded += 1;
+            }
+            if let Some(validator) = &op.success.validator {
+                if let Some(error) = validator.iter_errors(&body).next() {
+                    problems.push(format!(
+                        "{label}: body does not match its schema: {error} at {}",
+                        error.instance_path()
+                    ));
+                }
+            }
+        } else if token.is_some() {
+            problems.push(format!(
+                "{label}: a request with a fitting token answered {status} {body}"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    assert_eq!(succeeded, pit_callable, "every operation a PIT may call answered 2xx");
+}

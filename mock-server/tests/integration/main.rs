@@ -1,0 +1,6 @@
+//! All integration tests of ghl-mock, in one binary (one link on a 2-core machine).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod corpus;
+mod support;

@@ -1,0 +1,147 @@
+//! Shared helpers: start a mock in process on a free port, mint tokens, find
+//! the shared corpus (or skip loudly without it).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ghl_mock::{spec, Clock, Config, Fixture, IssuedToken, Mock, Source, SpecSet};
+use serde_json::Value;
+
+pub const VERSION: &str = "2021-07-28";
+
+/// The official spec corpus beside the project, or `None` after a loud
+/// message. With `GHL_REQUIRE_SHARED=1` (as in CI) its absence fails the test.
+pub fn corpus_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/highlevel-openapi/apps");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let required = std::env::var("GHL_REQUIRE_SHARED").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "GHL_REQUIRE_SHARED=1 but the shared corpus is missing at {}",
+        dir.display()
+    );
+    eprintln!(
+        "\n!!! SKIPPED: the shared spec corpus is not at {} — this test did not run !!!\n",
+        dir.display()
+    );
+    None
+}
+
+pub fn embedded() -> SpecSet {
+    spec::load(Source::Embedded(spec::EMBEDDED), 1).expect("embedded specs load")
+}
+
+pub const COMPANY: &str = "testCompany000000001";
+pub const LOC_A: &str = "testLocationA0000001";
+pub const LOC_B: &str = "testLocationB0000002";
+pub const OTHER_COMPANY: &str = "otherCompany00000001";
+pub const LOC_C: &str = "testLocationC0000003";
+
+/// A fixture with two companies, three locations and the given integrations
+/// (YAML list items under `private_integrations:`).
+pub fn fixture(integrations_yaml: &str) -> Fixture {
+    let text = format!(
+        r#"
+companies:
+  - id: {COMPANY}
+    environment: sandbox
+    locations: [{{id: {LOC_A}}}, {{id: {LOC_B}}}]
+  - id: {OTHER_COMPANY}
+    environment: production
+    locations: [{{id: {LOC_C}}}]
+private_integrations:
+{integrations_yaml}
+oauth_apps:
+  - client_id: test-client
+    client_secret: test-secret
+    scopes: []
+"#
+    );
+    ghl_mock::fixture::parse("test.yaml", &text).expect("test fixture parses")
+}
+
+pub struct TestMock {
+    pub url: String,
+    pub mock: Arc<Mock>,
+    pub tokens: Vec<IssuedToken>,
+    pub http: reqwest::Client,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TestMock {
+    pub async fn start(spec: SpecSet, fixture: Fixture) -> Self {
+        Self::start_with(spec, fixture, Config::default(), Clock::frozen(1_767_225_600_000)).await
+    }
+
+    pub async fn start_with(spec: SpecSet, fixture: Fixture, config: Config, clock: Clock) -> Self {
+        let started = Mock::start(spec, config, clock, Some(("test.yaml".into(), fixture))).expect("mock starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let mock = started.mock.clone();
+        tokio::spawn(async move {
+            let _ = ghl_mock::serve(listener, mock, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Self {
+            url,
+            mock: started.mock,
+            tokens: started.tokens,
+            http: reqwest::Client::new(),
+            _shutdown: tx,
+        }
+    }
+
+    /// The token the fixture issued for the integration named `name`.
+    pub fn token(&self, name: &str) -> String {
+        self.tokens
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.token.clone())
+            .expect("token in fixture")
+    }
+
+    pub fn integration_id(&self, name: &str) -> String {
+        self.tokens
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.integration_id.clone())
+            .expect("integration in fixture")
+    }
+
+    /// A GET with a bearer token and the usual `Version`.
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .header("Version", VERSION)
+            .send()
+            .await
+            .expect("request");
+        read(response).await
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}/__admin{path}", self.url));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        read(request.send().await.expect("admin request")).await
+    }
+}
+
+pub async fn read(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.expect("body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    };
+    (status, body)
+}
