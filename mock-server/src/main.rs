@@ -9,12 +9,15 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use ghl_mock::{spec, Clock, Config, Mock, Source};
 
+mod remote;
+
 #[derive(Parser)]
 #[command(name = "ghl-mock", version, about = "A contract-testing mock of the HighLevel (LeadConnector) API v2", long_about = None)]
 struct Cli {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, global = true)]
     log_json: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -30,6 +33,32 @@ enum Command {
         /// Print every warning (the default prints a summary per kind and the first few).
         #[arg(long)]
         all: bool,
+    },
+    /// Manage private integrations of a running mock.
+    Pit {
+        #[command(flatten)]
+        remote: remote::Remote,
+        #[command(subcommand)]
+        command: remote::Pit,
+    },
+    /// Read, set or advance a running mock's clock.
+    Clock {
+        #[command(flatten)]
+        remote: remote::Remote,
+        #[command(subcommand)]
+        command: remote::ClockCmd,
+    },
+    /// OAuth helpers for a running mock.
+    Oauth {
+        #[command(flatten)]
+        remote: remote::Remote,
+        #[command(subcommand)]
+        command: remote::OAuthCmd,
+    },
+    /// Rebuild a running mock's world from its fixture.
+    Reset {
+        #[command(flatten)]
+        remote: remote::Remote,
     },
 }
 
@@ -67,6 +96,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::CheckSpecs { dir, all } => check_specs(dir, all),
+        Command::Pit { remote, command } => remote::run(remote, remote::Call::Pit(command)),
+        Command::Clock { remote, command } => remote::run(remote, remote::Call::Clock(command)),
+        Command::Oauth { remote, command } => remote::run(remote, remote::Call::OAuth(command)),
+        Command::Reset { remote } => remote::run(remote, remote::Call::Reset),
     }
 }
 
