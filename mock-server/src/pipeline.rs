@@ -21,6 +21,13 @@ use crate::Mock;
 pub async fn handle(State(mock): State<Arc<Mock>>, request: Request) -> Response {
     let trace_id = uuid::Uuid::new_v4().to_string();
     let method = request.method().clone();
+    // Logged by fingerprint only; computed only when someone listens.
+    let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+        let token = check::bearer(request.headers())
+            .map(secret::fingerprint)
+            .unwrap_or_else(|_| "none".into());
+        (request.uri().path().to_string(), token)
+    });
     let mut response = match answer(&mock, request).await {
         Ok(response) => response,
         Err(e) => {
@@ -28,6 +35,9 @@ pub async fn handle(State(mock): State<Arc<Mock>>, request: Request) -> Response
             e.into_response_with(&mock.config.fidelity, &trace_id)
         }
     };
+    if let Some((path, token)) = logged {
+        tracing::debug!(%method, path, token, status = response.status().as_u16(), trace_id, "request");
+    }
     if method == Method::HEAD {
         *response.body_mut() = Body::empty();
     }

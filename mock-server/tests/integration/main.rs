@@ -3,4 +3,6 @@
 
 mod auth;
 mod corpus;
+mod scopes;
+mod secrets;
 mod support;
