@@ -1,90 +1,132 @@
-//! Secrets stay secret: a full run of token scenarios, with every log line
-//! captured at the most verbose level, never shows a full token.
+//! Secrets stay secret: the `ghl-mock` binary, run with every log line on,
+//! goes through a full set of token scenarios; no full token appears in its
+//! logs, and the only token on its standard output is the one it announces
+//! at start-up.
 
-use std::sync::{Arc, Mutex};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
 
 use reqwest::Method;
 use serde_json::json;
 
 use crate::support::*;
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
+struct Server {
+    child: std::process::Child,
+    url: String,
+    first_lines: Vec<String>,
+}
 
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
+fn start_binary(fixture_path: &std::path::Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ghl-mock"))
+        .args(["serve", "--port", "0", "--frozen-clock", "--fixture"])
+        .arg(fixture_path)
+        .env("GHL_MOCK_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ghl-mock");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut reader = BufReader::new(stdout);
+    let mut first_lines = Vec::new();
+    let mut url = String::new();
+    // The banner: URL, spec summary, then one line per minted token.
+    for _ in 0..4 {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if let Some(u) = line.trim().strip_prefix("ghl-mock listening on ") {
+            url = u.to_string();
+        }
+        first_lines.push(line);
+        if first_lines.len() == 3 {
+            break;
+        }
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+    assert!(!url.is_empty(), "the server announced its URL: {first_lines:?}");
+    child.stdout = Some(reader.into_inner());
+    Server {
+        child,
+        url,
+        first_lines,
     }
 }
 
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-// current_thread: the server's tasks run on this thread, under this subscriber.
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn no_full_token_appears_in_the_logs_of_a_full_run() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(capture.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let dir = std::env::temp_dir().join(format!("ghl-mock-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixture_path = dir.join("world.yaml");
+    std::fs::write(
+        &fixture_path,
+        format!(
+            "companies: [{{id: {COMPANY}, locations: [{{id: {LOC_A}}}]}}]\n\
+             private_integrations: [{{name: Main, owner: {{location: {LOC_A}}}, scopes: [contacts.readonly]}}]\n\
+             oauth_apps: [{{client_id: test-client, client_secret: test-secret-value, scopes: [contacts.readonly]}}]\n"
+        ),
+    )
+    .unwrap();
+    let mut server = start_binary(&fixture_path);
+    let announced = server
+        .first_lines
+        .iter()
+        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("pit-")))
+        .expect("minted PIT announced")
+        .to_string();
 
-    let m = TestMock::start(
-        embedded(),
-        fixture(&format!(
-            "  - {{name: Main, owner: {{location: {LOC_A}}}, scopes: [contacts.readonly]}}"
-        )),
+    let http = reqwest::Client::new();
+    let url = server.url.clone();
+    let admin = |method: Method, path: &str, body: Option<serde_json::Value>| {
+        let mut r = http.request(method, format!("{url}/__admin{path}"));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        async move { read(r.send().await.unwrap()).await.1 }
+    };
+    let get = |token: String| {
+        let r = http
+            .get(format!("{url}/contacts/?locationId={LOC_A}"))
+            .bearer_auth(token)
+            .header("Version", VERSION);
+        async move { read(r.send().await.unwrap()).await.0 }
+    };
+
+    let mut secrets = vec![announced.clone()];
+    assert_eq!(get(announced.clone()).await, 200);
+    let listed = admin(Method::GET, "/integrations", None).await;
+    let id = listed["integrations"][0]["id"].as_str().unwrap().to_string();
+    let rotated = admin(Method::POST, &format!("/integrations/{id}/rotate"), None).await;
+    secrets.push(rotated["token"].as_str().unwrap().to_string());
+    assert_eq!(get(secrets[1].clone()).await, 200);
+    admin(Method::POST, "/clock/advance", Some(json!({"by": "8d"}))).await;
+    assert_eq!(get(announced.clone()).await, 401);
+    let created = admin(
+        Method::POST,
+        "/integrations",
+        Some(json!({"name": "Extra", "owner": {"location": LOC_A}})),
     )
     .await;
-    let mut secrets = vec![m.token("Main")];
-    let id = m.integration_id("Main");
-    let path = format!("/contacts/?locationId={LOC_A}");
-
-    m.get(&path, &secrets[0]).await;
-    let (_, rotated) = m.admin(Method::POST, &format!("/integrations/{id}/rotate"), None).await;
-    secrets.push(rotated["token"].as_str().unwrap().to_string());
-    m.get(&path, &secrets[1]).await;
-    m.mock.clock.advance_ms(8 * 86_400_000);
-    m.get(&path, &secrets[0]).await;
-    let (_, created) = m
-        .admin(
-            Method::POST,
-            "/integrations",
-            Some(json!({"name": "Extra", "owner": {"location": LOC_A}, "scopes": []})),
-        )
-        .await;
     secrets.push(created["token"].as_str().unwrap().to_string());
-    m.get(&path, &secrets[2]).await;
-    m.admin(
+    assert_eq!(get(secrets[2].clone()).await, 401, "no scopes");
+    admin(
         Method::DELETE,
         &format!("/integrations/{}", created["integration"]["id"].as_str().unwrap()),
         None,
     )
     .await;
-    m.get(&path, &secrets[2]).await;
-
-    let (_, code) = m
-        .admin(
-            Method::POST,
-            "/oauth/codes",
-            Some(json!({"client_id": "test-client", "owner": {"location": LOC_A}, "scopes": ["contacts.readonly"]})),
-        )
-        .await;
-    let response = m
-        .http
-        .post(format!("{}/oauth/token", m.url))
+    assert_eq!(get(secrets[2].clone()).await, 401);
+    let code = admin(
+        Method::POST,
+        "/oauth/codes",
+        Some(json!({"client_id": "test-client", "owner": {"location": LOC_A}})),
+    )
+    .await;
+    let response = http
+        .post(format!("{url}/oauth/token"))
         .form(&[
             ("client_id", "test-client"),
-            ("client_secret", "test-secret"),
+            ("client_secret", "test-secret-value"),
             ("grant_type", "authorization_code"),
             ("code", code["code"].as_str().unwrap()),
         ])
@@ -94,19 +136,41 @@ async fn no_full_token_appears_in_the_logs_of_a_full_run() {
     let (_, tokens) = read(response).await;
     let access = tokens["access_token"].as_str().unwrap().to_string();
     let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
-    m.get(&path, &access).await;
-    m.get(&path, &refresh).await;
-    secrets.extend([access, refresh, "test-secret".to_string()]);
+    assert_eq!(get(access.clone()).await, 200);
+    assert_eq!(get(refresh.clone()).await, 401);
+    secrets.extend([access, refresh, "test-secret-value".to_string()]);
 
-    drop(_guard);
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    // SIGKILL is enough: everything logged so far is already written.
+    server.child.kill().unwrap();
+    let mut logs = String::new();
+    server.child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    let mut rest_of_stdout = String::new();
+    server
+        .child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut rest_of_stdout)
+        .unwrap();
+    let _ = server.child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
     assert!(logs.contains("request"), "requests were logged at all:\n{logs}");
     assert!(logs.contains("pit:"), "tokens are named by fingerprint:\n{logs}");
     for secret in &secrets {
         assert!(!logs.contains(secret.as_str()), "a full secret appears in the logs");
-        // Not even the random part of a PIT.
+        assert!(
+            !rest_of_stdout.contains(secret.as_str()),
+            "a secret appears on stdout after the banner"
+        );
         if let Some(random) = secret.strip_prefix("pit-") {
             assert!(!logs.contains(random), "the random part of a PIT appears in the logs");
         }
     }
+    let banner = server.first_lines.concat();
+    assert_eq!(
+        banner.matches("pit-").count(),
+        1,
+        "the banner shows exactly the one minted PIT: {banner}"
+    );
 }
