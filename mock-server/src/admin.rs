@@ -41,13 +41,7 @@ impl IntoResponse for Refusal {
 }
 
 fn refuse(mock: &Shared, status: StatusCode, message: impl Into<String>) -> Refusal {
-    Refusal(
-        ApiError::Control {
-            status,
-            message: message.into(),
-        },
-        mock.clone(),
-    )
+    Refusal(ApiError::Control { status, message: message.into() }, mock.clone())
 }
 
 fn world_refusal(mock: &Shared, e: WorldError) -> Refusal {
@@ -113,11 +107,7 @@ async fn unknown(State(mock): State<Shared>, request: Request) -> Refusal {
     refuse(
         &mock,
         StatusCode::NOT_FOUND,
-        format!(
-            "no control-plane operation {} {}",
-            request.method(),
-            request.uri().path()
-        ),
+        format!("no control-plane operation {} {}", request.method(), request.uri().path()),
     )
 }
 
@@ -151,11 +141,7 @@ async fn list(State(mock): State<Shared>) -> Answer {
 }
 
 async fn show(State(mock): State<Shared>, Path(id): Path<String>) -> Answer {
-    let view = mock
-        .world()
-        .integration(&id)
-        .map(|pi| pi.view())
-        .map_err(|e| world_refusal(&mock, e))?;
+    let view = mock.world().integration(&id).map(|pi| pi.view()).map_err(|e| world_refusal(&mock, e))?;
     ok(json!({"integration": view}))
 }
 
@@ -184,15 +170,10 @@ async fn create(State(mock): State<Shared>, body: Bytes) -> Answer {
     let scopes = scopes(&mock, &req.scopes)?;
     let (id, token) = mock
         .with_rng(|rng| {
-            mock.world_mut()
-                .create_integration(&req.name, &req.description, req.owner, scopes, req.token, rng)
+            mock.world_mut().create_integration(&req.name, &req.description, req.owner, scopes, req.token, rng)
         })
         .map_err(|e| world_refusal(&mock, e))?;
-    let view = mock
-        .world()
-        .integration(&id)
-        .map(|pi| pi.view())
-        .map_err(|e| world_refusal(&mock, e))?;
+    let view = mock.world().integration(&id).map(|pi| pi.view()).map_err(|e| world_refusal(&mock, e))?;
     tracing::info!(integration = %id, token = %view.token_fingerprint, "private integration created");
     Ok((StatusCode::CREATED, Json(json!({"integration": view, "token": token}))).into_response())
 }
@@ -242,23 +223,14 @@ async fn rotate(State(mock): State<Shared>, Path(id): Path<String>, body: Bytes)
         }
     };
     let now = mock.clock.now_ms();
-    let token = mock
-        .world_mut()
-        .rotate(&id, grace, now)
-        .map_err(|e| world_refusal(&mock, e))?;
-    let view = mock
-        .world()
-        .integration(&id)
-        .map(|pi| pi.view())
-        .map_err(|e| world_refusal(&mock, e))?;
+    let token = mock.world_mut().rotate(&id, grace, now).map_err(|e| world_refusal(&mock, e))?;
+    let view = mock.world().integration(&id).map(|pi| pi.view()).map_err(|e| world_refusal(&mock, e))?;
     tracing::info!(integration = %id, token = %view.token_fingerprint, grace, "private integration rotated");
     ok(json!({"integration": view, "token": token}))
 }
 
 async fn cancel_rotation(State(mock): State<Shared>, Path(id): Path<String>) -> Answer {
-    mock.world_mut()
-        .cancel_rotation(&id)
-        .map_err(|e| world_refusal(&mock, e))?;
+    mock.world_mut().cancel_rotation(&id).map_err(|e| world_refusal(&mock, e))?;
     show(State(mock), Path(id)).await
 }
 
@@ -268,9 +240,7 @@ async fn expire_now(State(mock): State<Shared>, Path(id): Path<String>) -> Answe
 }
 
 async fn delete(State(mock): State<Shared>, Path(id): Path<String>) -> Answer {
-    mock.world_mut()
-        .delete_integration(&id)
-        .map_err(|e| world_refusal(&mock, e))?;
+    mock.world_mut().delete_integration(&id).map_err(|e| world_refusal(&mock, e))?;
     tracing::info!(integration = %id, "private integration deleted");
     ok(json!({"deleted": id}))
 }
@@ -320,11 +290,8 @@ async fn advance_clock(State(mock): State<Shared>, body: Bytes) -> Answer {
 
 async fn list_apps(State(mock): State<Shared>) -> Answer {
     let w = mock.world();
-    let mut apps: Vec<Value> = w
-        .apps
-        .values()
-        .map(|a| json!({"client_id": a.client_id, "name": a.name, "scopes": a.scopes}))
-        .collect();
+    let mut apps: Vec<Value> =
+        w.apps.values().map(|a| json!({"client_id": a.client_id, "name": a.name, "scopes": a.scopes})).collect();
     apps.sort_by(|a, b| a["client_id"].as_str().cmp(&b["client_id"].as_str()));
     ok(json!({"apps": apps}))
 }
@@ -343,15 +310,10 @@ struct CreateApp {
 async fn create_app(State(mock): State<Shared>, body: Bytes) -> Answer {
     let req: CreateApp = parse(&mock, &body)?;
     scopes(&mock, &req.scopes)?;
-    let client_id = req
-        .client_id
-        .unwrap_or_else(|| format!("{}-{}", mock.with_rng(crate::respond::generate::id), "mock"));
+    let client_id =
+        req.client_id.unwrap_or_else(|| format!("{}-{}", mock.with_rng(crate::respond::generate::id), "mock"));
     if mock.world().apps.contains_key(&client_id) {
-        return Err(refuse(
-            &mock,
-            StatusCode::CONFLICT,
-            format!("an app with client_id '{client_id}' exists"),
-        ));
+        return Err(refuse(&mock, StatusCode::CONFLICT, format!("an app with client_id '{client_id}' exists")));
     }
     let app = crate::world::OAuthApp {
         client_id: client_id.clone(),
@@ -379,23 +341,12 @@ async fn issue_code(State(mock): State<Shared>, body: Bytes) -> Answer {
     let req: IssueCode = parse(&mock, &body)?;
     let app_scopes = mock.world().apps.get(&req.client_id).map(|a| a.scopes.clone());
     let Some(app_scopes) = app_scopes else {
-        return Err(refuse(
-            &mock,
-            StatusCode::NOT_FOUND,
-            format!("no OAuth app with client_id '{}'", req.client_id),
-        ));
+        return Err(refuse(&mock, StatusCode::NOT_FOUND, format!("no OAuth app with client_id '{}'", req.client_id)));
     };
     let wanted = req.scopes.unwrap_or_else(|| app_scopes.clone());
     scopes(&mock, &wanted)?;
-    if let Some(extra) = wanted
-        .iter()
-        .find(|s| !app_scopes.is_empty() && !app_scopes.contains(s))
-    {
-        return Err(refuse(
-            &mock,
-            StatusCode::BAD_REQUEST,
-            format!("the app may not be granted scope '{extra}'"),
-        ));
+    if let Some(extra) = wanted.iter().find(|s| !app_scopes.is_empty() && !app_scopes.contains(s)) {
+        return Err(refuse(&mock, StatusCode::BAD_REQUEST, format!("the app may not be granted scope '{extra}'")));
     }
     let company_id = {
         let w = mock.world();
@@ -405,30 +356,17 @@ async fn issue_code(State(mock): State<Shared>, body: Bytes) -> Answer {
         }
     };
     let Some(company_id) = company_id else {
-        return Err(refuse(
-            &mock,
-            StatusCode::BAD_REQUEST,
-            "the owner names no known location or company",
-        ));
+        return Err(refuse(&mock, StatusCode::BAD_REQUEST, "the owner names no known location or company"));
     };
-    let user_id = req
-        .user_id
-        .unwrap_or_else(|| mock.with_rng(crate::respond::generate::id));
-    let grant = crate::auth::oauth::Grant {
-        client_id: req.client_id,
-        owner: req.owner,
-        scopes: wanted,
-        user_id,
-        company_id,
-    };
+    let user_id = req.user_id.unwrap_or_else(|| mock.with_rng(crate::respond::generate::id));
+    let grant =
+        crate::auth::oauth::Grant { client_id: req.client_id, owner: req.owner, scopes: wanted, user_id, company_id };
     let code = mock.oauth.issue_code(grant, mock.clock.now_ms());
     Ok((StatusCode::CREATED, Json(json!({"code": code}))).into_response())
 }
 
 async fn reset(State(mock): State<Shared>) -> Answer {
-    let tokens = mock
-        .reset()
-        .map_err(|e| refuse(&mock, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let tokens = mock.reset().map_err(|e| refuse(&mock, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     ok(json!({"tokens": tokens.iter().map(issued_json).collect::<Vec<_>>()}))
 }
 

@@ -16,27 +16,18 @@ pub struct Clock {
 }
 
 fn system_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 impl Clock {
     /// Follows the system clock.
     pub fn system() -> Self {
-        Self {
-            frozen: AtomicBool::new(false),
-            millis: AtomicI64::new(0),
-        }
+        Self { frozen: AtomicBool::new(false), millis: AtomicI64::new(0) }
     }
 
     /// Stands still at `at_ms` (milliseconds since the Unix epoch) until moved.
     pub fn frozen(at_ms: i64) -> Self {
-        Self {
-            frozen: AtomicBool::new(true),
-            millis: AtomicI64::new(at_ms),
-        }
+        Self { frozen: AtomicBool::new(true), millis: AtomicI64::new(at_ms) }
     }
 
     /// Stands still at the current system time.
@@ -94,9 +85,7 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
         return Err(format!("duration '{text}' is negative; the clock only moves forward"));
     }
     if let Ok(secs) = text.parse::<i64>() {
-        return secs
-            .checked_mul(1000)
-            .ok_or_else(|| format!("duration '{text}' is too large"));
+        return secs.checked_mul(1000).ok_or_else(|| format!("duration '{text}' is too large"));
     }
     let mut total: i64 = 0;
     let mut digits = String::new();
@@ -117,9 +106,7 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
             's' => 1_000,
             _ => return Err(format!("duration '{text}': unknown unit '{c}' (use d, h, m, s, ms)")),
         };
-        let n: i64 = digits
-            .parse()
-            .map_err(|_| format!("duration '{text}': a unit needs a number before it"))?;
+        let n: i64 = digits.parse().map_err(|_| format!("duration '{text}': a unit needs a number before it"))?;
         digits.clear();
         total = n
             .checked_mul(unit_ms)

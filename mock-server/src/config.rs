@@ -24,6 +24,11 @@ pub struct Fidelity {
     pub strict_version: bool,
     /// Header that carries the trace id on every answer.
     pub trace_header: String,
+    /// Check parameters and bodies against the spec (off: for specs whose
+    /// schemas are known to be wrong).
+    pub validate_requests: bool,
+    /// How rate limits count (window kind, day boundary, what counts).
+    pub rate: crate::limits::Settings,
 }
 
 impl Default for Fidelity {
@@ -34,14 +39,11 @@ impl Default for Fidelity {
             pit_not_allowed_message: "This authClass type is not allowed to access this scope.".into(),
             rate_limit_message: "Too Many Requests".into(),
             retry_after: false,
-            published_versions: vec![
-                "2021-04-15".into(),
-                "2021-07-28".into(),
-                "2023-02-21".into(),
-                "v3".into(),
-            ],
+            published_versions: vec!["2021-04-15".into(), "2021-07-28".into(), "2023-02-21".into(), "v3".into()],
             strict_version: false,
             trace_header: "x-trace-id".into(),
+            validate_requests: true,
+            rate: crate::limits::Settings::default(),
         }
     }
 }
@@ -56,10 +58,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 1024 * 1024,
-            max_json_depth: 64,
-        }
+        Self { max_body_bytes: 1024 * 1024, max_json_depth: 64 }
     }
 }
 

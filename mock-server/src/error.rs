@@ -34,6 +34,10 @@ pub enum ApiError {
         message: String,
         meta: Option<Value>,
     },
+    /// A body that cannot be read as what its content type says.
+    MalformedBody {
+        message: String,
+    },
     PayloadTooLarge {
         limit: usize,
     },
@@ -65,6 +69,7 @@ impl ApiError {
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MalformedBody { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Control { status, .. } => *status,
             ApiError::OAuth(e) => StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
@@ -95,6 +100,9 @@ impl ApiError {
             }
             ApiError::PayloadTooLarge { limit } => {
                 json!({"statusCode": code, "message": format!("request entity too large (limit {limit} bytes)"), "error": "Payload Too Large"})
+            }
+            ApiError::MalformedBody { message } => {
+                json!({"statusCode": code, "message": message, "error": "Bad Request"})
             }
             ApiError::UnsupportedMediaType { content_type } => {
                 json!({"statusCode": code, "message": format!("content type '{content_type}' is not accepted here"), "error": "Unsupported Media Type"})
@@ -132,6 +140,7 @@ impl std::fmt::Display for ApiError {
             ApiError::Unprocessable { messages } => write!(f, "invalid request: {}", messages.join("; ")),
             ApiError::BadRequest { message, .. } => f.write_str(message),
             ApiError::PayloadTooLarge { .. } => f.write_str("body too large"),
+            ApiError::MalformedBody { message } => f.write_str(message),
             ApiError::UnsupportedMediaType { .. } => f.write_str("unsupported media type"),
             ApiError::Control { message, .. } => f.write_str(message),
             ApiError::OAuth(e) => write!(f, "{}: {}", e.error, e.description),

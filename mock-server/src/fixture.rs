@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
+use crate::limits::Profile;
 use crate::world::{Company, Environment, Location, OAuthApp, Owner, World, WorldError};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -29,6 +30,9 @@ pub struct FixtureCompany {
     pub name: String,
     #[serde(default)]
     pub environment: Environment,
+    /// Custom limits for every location of the company (and its agency tokens).
+    #[serde(default)]
+    pub rate_limits: Option<Profile>,
     #[serde(default)]
     pub locations: Vec<FixtureLocation>,
 }
@@ -39,6 +43,9 @@ pub struct FixtureLocation {
     pub id: String,
     #[serde(default)]
     pub name: String,
+    /// Custom limits of this location.
+    #[serde(default)]
+    pub rate_limits: Option<Profile>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,14 +114,9 @@ pub enum FixtureError {
 }
 
 pub fn parse(file: &str, text: &str) -> Result<Fixture, FixtureError> {
-    let value = crate::spec::parse_document(file, text).map_err(|message| FixtureError::Parse {
-        file: file.into(),
-        message,
-    })?;
-    serde_json::from_value(value).map_err(|e| FixtureError::Parse {
-        file: file.into(),
-        message: e.to_string(),
-    })
+    let value = crate::spec::parse_document(file, text)
+        .map_err(|message| FixtureError::Parse { file: file.into(), message })?;
+    serde_json::from_value(value).map_err(|e| FixtureError::Parse { file: file.into(), message: e.to_string() })
 }
 
 /// Builds the world a fixture describes. `known_scopes` (the loaded specs'
@@ -126,25 +128,20 @@ pub fn build(
     known_scopes: Option<&BTreeSet<String>>,
     rng: &mut fastrand::Rng,
 ) -> Result<(World, Vec<IssuedToken>), FixtureError> {
-    let err = |source| FixtureError::World {
-        file: file.into(),
-        source,
-    };
+    let err = |source| FixtureError::World { file: file.into(), source };
     let mut world = World::default();
     for c in &fixture.companies {
-        world.add_company(Company {
-            id: c.id.clone(),
-            name: c.name.clone(),
-            environment: c.environment,
-        });
+        world.add_company(Company { id: c.id.clone(), name: c.name.clone(), environment: c.environment });
+        if let Some(profile) = c.rate_limits {
+            world.rate_limits.insert(c.id.clone(), profile);
+        }
         for l in &c.locations {
             world
-                .add_location(Location {
-                    id: l.id.clone(),
-                    name: l.name.clone(),
-                    company_id: c.id.clone(),
-                })
+                .add_location(Location { id: l.id.clone(), name: l.name.clone(), company_id: c.id.clone() })
                 .map_err(err)?;
+            if let Some(profile) = l.rate_limits {
+                world.rate_limits.insert(l.id.clone(), profile);
+            }
         }
     }
     let mut issued = Vec::new();
@@ -154,14 +151,7 @@ pub fn build(
             None => pi.scopes.iter().cloned().collect(),
         };
         let (id, token) = world
-            .create_integration(
-                &pi.name,
-                &pi.description,
-                pi.owner.clone(),
-                scopes,
-                pi.token.clone(),
-                rng,
-            )
+            .create_integration(&pi.name, &pi.description, pi.owner.clone(), scopes, pi.token.clone(), rng)
             .map_err(err)?;
         issued.push(IssuedToken {
             integration_id: id,

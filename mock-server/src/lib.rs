@@ -17,9 +17,11 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fixture;
+pub mod limits;
 mod pipeline;
 pub mod respond;
 pub mod spec;
+pub mod validate;
 pub mod world;
 
 use std::collections::BTreeSet;
@@ -42,6 +44,7 @@ pub struct Mock {
     known_scopes: BTreeSet<String>,
     rng: Mutex<fastrand::Rng>,
     pub oauth: auth::oauth::OAuth,
+    pub limiter: limits::Limiter,
 }
 
 /// What starting a mock produced: the mock and the tokens its fixture issued.
@@ -62,12 +65,10 @@ impl Mock {
         let strict = fixture.is_some();
         let fixture = match fixture {
             Some(f) => f,
-            None => (
-                "(embedded default fixture)".to_string(),
-                fixture::parse("default.yaml", fixture::DEFAULT)?,
-            ),
+            None => ("(embedded default fixture)".to_string(), fixture::parse("default.yaml", fixture::DEFAULT)?),
         };
         let mut rng = fastrand::Rng::with_seed(config.seed);
+        let config_rate = config.fidelity.rate.clone();
         let (world, tokens) = fixture::build(&fixture.0, &fixture.1, strict.then_some(&known_scopes), &mut rng)?;
         let mock = Arc::new(Self {
             spec: Arc::new(spec),
@@ -78,6 +79,7 @@ impl Mock {
             known_scopes,
             rng: Mutex::new(rng),
             oauth: auth::oauth::OAuth::default(),
+            limiter: limits::Limiter::new(config_rate),
         });
         Ok(Started { mock, tokens })
     }
@@ -104,26 +106,34 @@ impl Mock {
     pub fn reset(&self) -> Result<Vec<IssuedToken>, fixture::FixtureError> {
         let strict = self.fixture.0 != "(embedded default fixture)";
         let (world, tokens) = self.with_rng(|rng| {
-            fixture::build(
-                &self.fixture.0,
-                &self.fixture.1,
-                strict.then_some(&self.known_scopes),
-                rng,
-            )
+            fixture::build(&self.fixture.0, &self.fixture.1, strict.then_some(&self.known_scopes), rng)
         })?;
         *self.world_mut() = world;
         self.oauth.clear();
+        self.limiter.clear();
         Ok(tokens)
+    }
+
+    /// What a caller's requests are counted against, and under which limits:
+    /// a PIT's location or company (shared by all its PITs), or an OAuth app's
+    /// traffic for one.
+    pub fn rate_key(&self, who: &auth::check::Principal) -> (limits::RateKey, limits::Profile) {
+        let resource = match &who.owner {
+            world::Owner::Location(id) | world::Owner::Company(id) => id.clone(),
+        };
+        let profile = self.world().rate_profile(&who.owner);
+        let key = match &who.client_id {
+            Some(client_id) => limits::RateKey::App { client_id: client_id.clone(), resource },
+            None => limits::RateKey::Resource(resource),
+        };
+        (key, profile)
     }
 }
 
 /// The HTTP app: the control plane under `/__admin/` and the API surface of
 /// the loaded specs everywhere else.
 pub fn app(mock: Arc<Mock>) -> axum::Router {
-    axum::Router::new()
-        .nest("/__admin", admin::routes(mock.clone()))
-        .fallback(pipeline::handle)
-        .with_state(mock)
+    axum::Router::new().nest("/__admin", admin::routes(mock.clone())).fallback(pipeline::handle).with_state(mock)
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, finishing requests in flight.

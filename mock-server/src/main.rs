@@ -106,9 +106,7 @@ fn main() -> ExitCode {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GHL_MOCK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -163,11 +161,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         admin_remote: args.admin_remote,
         ..Config::default()
     };
-    let clock = if args.frozen_clock {
-        Clock::frozen_now()
-    } else {
-        Clock::system()
-    };
+    let clock = if args.frozen_clock { Clock::frozen_now() } else { Clock::system() };
     let started_mock = match Mock::start(set, config, clock, fixture) {
         Ok(s) => s,
         Err(e) => {
@@ -193,9 +187,7 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let local: SocketAddr = listener
-            .local_addr()
-            .unwrap_or_else(|_| ([127, 0, 0, 1], args.port).into());
+        let local: SocketAddr = listener.local_addr().unwrap_or_else(|_| ([127, 0, 0, 1], args.port).into());
         println!("ghl-mock listening on http://{local}");
         println!("  specs: {summary}");
         for t in &minted {
@@ -259,11 +251,7 @@ fn check_specs(dir: PathBuf, all: bool) -> ExitCode {
     }
     let scopes = set.scopes();
     println!("operations: {}", set.operations.len());
-    println!(
-        "scopes ({}): {}",
-        scopes.len(),
-        scopes.into_iter().collect::<Vec<_>>().join(" ")
-    );
+    println!("scopes ({}): {}", scopes.len(), scopes.into_iter().collect::<Vec<_>>().join(" "));
     let mut by_kind: std::collections::BTreeMap<String, usize> = Default::default();
     for w in &set.warnings {
         *by_kind.entry(format!("{:?}", w.kind)).or_default() += 1;

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::auth::check::{self, Principal, TokenKind};
 use crate::auth::{secret, AuthError};
 use crate::error::ApiError;
+use crate::limits::RateHeaders;
 use crate::spec::{Match, Operation};
 use crate::Mock;
 
@@ -23,12 +24,11 @@ pub async fn handle(State(mock): State<Arc<Mock>>, request: Request) -> Response
     let method = request.method().clone();
     // Logged by fingerprint only; computed only when someone listens.
     let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| {
-        let token = check::bearer(request.headers())
-            .map(secret::fingerprint)
-            .unwrap_or_else(|_| "none".into());
+        let token = check::bearer(request.headers()).map(secret::fingerprint).unwrap_or_else(|_| "none".into());
         (request.uri().path().to_string(), token)
     });
-    let mut response = match answer(&mock, request).await {
+    let mut rate = RateState::default();
+    let mut response = match answer(&mock, request, &mut rate).await {
         Ok(response) => response,
         Err(e) => {
             tracing::debug!(status = e.status().as_u16(), reason = %e, "refused");
@@ -41,11 +41,29 @@ pub async fn handle(State(mock): State<Arc<Mock>>, request: Request) -> Response
     if method == Method::HEAD {
         *response.body_mut() = Body::empty();
     }
+    let headers = response.headers_mut();
+    if let Some(rate_headers) = &rate.headers {
+        for (name, value) in rate_headers.pairs() {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(name, v);
+            }
+        }
+    }
+    if let Some(secs) = rate.retry_after_secs {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     let name = axum::http::HeaderName::from_bytes(mock.config.fidelity.trace_header.as_bytes());
     if let (Ok(name), Ok(value)) = (name, HeaderValue::from_str(&trace_id)) {
-        response.headers_mut().insert(name, value);
+        headers.insert(name, value);
     }
     response
+}
+
+/// What the rate-limit stage leaves for the answer's headers.
+#[derive(Default)]
+struct RateState {
+    headers: Option<RateHeaders>,
+    retry_after_secs: Option<u64>,
 }
 
 /// The parts of a request every stage may read.
@@ -55,25 +73,17 @@ struct Incoming<'a> {
     query: Vec<(String, String)>,
 }
 
-async fn answer(mock: &Mock, request: Request) -> Result<Response, ApiError> {
+async fn answer(mock: &Mock, request: Request, rate: &mut RateState) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
     let path = parts.uri.path();
     let (index, raw_params) = match mock.spec.find(&method, path) {
         Match::Found(index, params) => (index, params),
         Match::WrongMethod(allowed) => return Err(ApiError::MethodNotAllowed { allowed }),
-        Match::NotFound => {
-            return Err(ApiError::NotFound {
-                method: method.to_string(),
-                path: path.to_string(),
-            })
-        }
+        Match::NotFound => return Err(ApiError::NotFound { method: method.to_string(), path: path.to_string() }),
     };
     let Some(op) = mock.spec.operation(index) else {
-        return Err(ApiError::NotFound {
-            method: method.to_string(),
-            path: path.to_string(),
-        });
+        return Err(ApiError::NotFound { method: method.to_string(), path: path.to_string() });
     };
     let incoming = Incoming {
         op,
@@ -85,31 +95,65 @@ async fn answer(mock: &Mock, request: Request) -> Result<Response, ApiError> {
             .unwrap_or_default(),
     };
 
-    let principal = if op.security.is_empty() {
-        None
-    } else {
+    let mut principal = None;
+    if !op.security.is_empty() {
         let who = authenticate(mock, &parts.headers)?;
+        // From here on every answer shows the caller's rate-limit state.
+        let (key, profile) = mock.rate_key(&who);
+        rate.headers = Some(mock.limiter.peek(&key, profile, mock.clock.now_ms()));
         check::check_version(&parts.headers, op, &mock.config.fidelity)?;
         check::check_security(op, &who)?;
-        Some(who)
-    };
-
-    let bytes = read_body(body, mock.config.limits.max_body_bytes).await?;
-    let body = parse_body(&parts.headers, &bytes);
-
-    if let Some(who) = &principal {
-        let named = check::named_locations(op, &incoming.path_params, &incoming.query, body.as_ref());
-        check::check_location(who, &named, &mock.world())?;
+        principal = Some((who, key, profile));
     }
 
-    if let Some(answer) = owned_answer(mock, &incoming, principal.as_ref(), body.as_ref())? {
-        return Ok(json_response(
-            StatusCode::OK,
-            Bytes::from(serde_json::to_vec(&answer).unwrap_or_default()),
-        ));
+    let bytes = read_body(body, mock.config.limits.max_body_bytes).await?;
+    let body = parse_body(&parts.headers, &bytes, mock.config.limits.max_json_depth);
+
+    if let Some((who, key, profile)) = &principal {
+        let named = check::named_locations(
+            op,
+            &incoming.path_params,
+            &incoming.query,
+            body.as_ref().ok().and_then(Option::as_ref),
+        );
+        check::check_location(who, &named, &mock.world())?;
+        let decision = mock.limiter.check(key, *profile, &who.fingerprint, path, mock.clock.now_ms());
+        rate.headers = Some(decision.headers);
+        if !decision.allowed {
+            if mock.config.fidelity.retry_after {
+                rate.retry_after_secs = Some(decision.retry_after_secs);
+            }
+            return Err(ApiError::RateLimited);
+        }
+    }
+
+    let body = body?;
+    if mock.config.fidelity.validate_requests {
+        check_content_type(op, &parts.headers, &bytes)?;
+        crate::validate::request(op, &incoming.path_params, &incoming.query, &parts.headers, body.as_ref())?;
+    }
+
+    if let Some(answer) = owned_answer(mock, &incoming, principal.as_ref().map(|(who, _, _)| who), body.as_ref())? {
+        return Ok(json_response(StatusCode::OK, Bytes::from(serde_json::to_vec(&answer).unwrap_or_default())));
     }
     let status = StatusCode::from_u16(incoming.op.success.status).unwrap_or(StatusCode::OK);
     Ok(json_response(status, op.success.body.clone()))
+}
+
+/// A body must come in a media type the operation accepts.
+fn check_content_type(op: &Operation, headers: &axum::http::HeaderMap, bytes: &Bytes) -> Result<(), ApiError> {
+    let Some(spec_body) = &op.body else { return Ok(()) };
+    if bytes.is_empty() || spec_body.content_types.is_empty() {
+        return Ok(());
+    }
+    let given = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media = given.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if spec_body.content_types.iter().any(|t| t.eq_ignore_ascii_case(&media) || t == "*/*") {
+        return Ok(());
+    }
+    Err(ApiError::UnsupportedMediaType {
+        content_type: if given.is_empty() { "(none)".into() } else { given.to_string() },
+    })
 }
 
 /// Answers of the operations the mock owns state for, by method and path.
@@ -134,10 +178,7 @@ fn owned_answer(
 fn authenticate(mock: &Mock, headers: &axum::http::HeaderMap) -> Result<Principal, AuthError> {
     let token = check::bearer(headers)?;
     if token.starts_with("pit-") {
-        let holder = mock
-            .world()
-            .pit(token, mock.clock.now_ms())
-            .ok_or(AuthError::InvalidPit)?;
+        let holder = mock.world().pit(token, mock.clock.now_ms()).ok_or(AuthError::InvalidPit)?;
         return Ok(Principal {
             kind: TokenKind::Pit,
             owner: holder.owner,
@@ -159,43 +200,44 @@ fn authenticate(mock: &Mock, headers: &axum::http::HeaderMap) -> Result<Principa
     })
 }
 
-/// The body as JSON: JSON bodies as they are, form bodies as an object of strings.
-fn parse_body(headers: &axum::http::HeaderMap, bytes: &Bytes) -> Option<Value> {
+/// The body as JSON: JSON bodies as they are, form bodies as an object of
+/// strings, other media types not at all. A JSON body that cannot be read is
+/// a 400, as HighLevel's body parser answers.
+fn parse_body(headers: &axum::http::HeaderMap, bytes: &Bytes, max_depth: usize) -> Result<Option<Value>, ApiError> {
     if bytes.is_empty() {
-        return None;
+        return Ok(None);
     }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     if content_type.starts_with("application/x-www-form-urlencoded") {
-        let map: serde_json::Map<String, Value> = form_urlencoded::parse(bytes)
-            .into_owned()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
-        return Some(Value::Object(map));
+        let map: serde_json::Map<String, Value> =
+            form_urlencoded::parse(bytes).into_owned().map(|(k, v)| (k, Value::String(v))).collect();
+        return Ok(Some(Value::Object(map)));
     }
-    serde_json::from_slice(bytes).ok()
+    if !(content_type.is_empty() || content_type.contains("json")) {
+        return Ok(None);
+    }
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| ApiError::MalformedBody { message: format!("body is not UTF-8 text ({e})") })?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| ApiError::MalformedBody { message: format!("Unexpected JSON: {e}") })?;
+    if crate::validate::depth(&value) > max_depth {
+        return Err(ApiError::MalformedBody { message: format!("JSON is nested deeper than {max_depth} levels") });
+    }
+    Ok(Some(value))
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge { limit })
+    axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge { limit })
 }
 
 fn decode(segment: &str) -> String {
-    percent_encoding::percent_decode_str(segment)
-        .decode_utf8_lossy()
-        .into_owned()
+    percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned()
 }
 
 pub fn json_response(status: StatusCode, body: Bytes) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     response
 }

@@ -102,25 +102,14 @@ impl Pit {
         use reqwest::Method;
         match self {
             Pit::List => (Method::GET, "/integrations".into(), None),
-            Pit::Create {
-                name,
-                location,
-                company,
-                scopes,
-                description,
-            } => (
+            Pit::Create { name, location, company, scopes, description } => (
                 Method::POST,
                 "/integrations".into(),
                 Some(
                     json!({"name": name, "owner": owner(location, company), "scopes": scopes, "description": description}),
                 ),
             ),
-            Pit::Edit {
-                id,
-                name,
-                description,
-                scopes,
-            } => {
+            Pit::Edit { id, name, description, scopes } => {
                 let mut body = serde_json::Map::new();
                 if let Some(n) = name {
                     body.insert("name".into(), n.into());
@@ -165,12 +154,7 @@ impl ClockCmd {
 impl OAuthCmd {
     fn request(self) -> (reqwest::Method, String, Option<Value>) {
         match self {
-            OAuthCmd::Code {
-                client_id,
-                location,
-                company,
-                scopes,
-            } => {
+            OAuthCmd::Code { client_id, location, company, scopes } => {
                 let mut body = json!({"client_id": client_id, "owner": owner(location, company)});
                 if let Some(s) = scopes {
                     body["scopes"] = s.into();

@@ -148,6 +148,8 @@ pub struct World {
     /// Token digest → integration id.
     pit_index: HashMap<TokenHash, String>,
     pub apps: HashMap<String, OAuthApp>,
+    /// Custom rate limits of a location or company (by id).
+    pub rate_limits: HashMap<String, crate::limits::Profile>,
 }
 
 impl World {
@@ -172,9 +174,7 @@ impl World {
     }
 
     pub fn integration(&self, id: &str) -> Result<&PrivateIntegration, WorldError> {
-        self.integrations
-            .get(id)
-            .ok_or_else(|| WorldError::UnknownIntegration(id.to_string()))
+        self.integrations.get(id).ok_or_else(|| WorldError::UnknownIntegration(id.to_string()))
     }
 
     /// The environment a location or company runs in (it drives rate limits).
@@ -183,17 +183,26 @@ impl World {
             Owner::Location(l) => self.locations.get(l).map(|l| l.company_id.as_str()),
             Owner::Company(c) => Some(c.as_str()),
         };
-        company
-            .and_then(|c| self.companies.get(c))
-            .map(|c| c.environment)
-            .unwrap_or_default()
+        company.and_then(|c| self.companies.get(c)).map(|c| c.environment).unwrap_or_default()
+    }
+
+    /// The limits a location or company runs under: its own custom limits,
+    /// else its company's, else its environment's profile.
+    pub fn rate_profile(&self, owner: &Owner) -> crate::limits::Profile {
+        let (own, company) = match owner {
+            Owner::Location(l) => (l.as_str(), self.locations.get(l).map(|l| l.company_id.as_str())),
+            Owner::Company(c) => (c.as_str(), None),
+        };
+        self.rate_limits
+            .get(own)
+            .or_else(|| company.and_then(|c| self.rate_limits.get(c)))
+            .copied()
+            .unwrap_or_else(|| crate::limits::Profile::for_environment(self.environment_of(owner)))
     }
 
     /// True when a location belongs to a company.
     pub fn company_has_location(&self, company_id: &str, location_id: &str) -> bool {
-        self.locations
-            .get(location_id)
-            .is_some_and(|l| l.company_id == company_id)
+        self.locations.get(location_id).is_some_and(|l| l.company_id == company_id)
     }
 
     pub fn add_company(&mut self, company: Company) {
@@ -218,19 +227,14 @@ impl World {
 
     fn slot_for(&mut self, token: &str, integration_id: &str) -> Result<Slot, WorldError> {
         if !secret::looks_like_pit(token) {
-            return Err(WorldError::BadToken(
-                "a private integration token is 'pit-' followed by a UUID".into(),
-            ));
+            return Err(WorldError::BadToken("a private integration token is 'pit-' followed by a UUID".into()));
         }
         let hash = secret::hash(token);
         if self.pit_index.contains_key(&hash) {
             return Err(WorldError::TokenInUse(secret::fingerprint(token)));
         }
         self.pit_index.insert(hash, integration_id.to_string());
-        Ok(Slot {
-            hash,
-            fingerprint: secret::fingerprint(token),
-        })
+        Ok(Slot { hash, fingerprint: secret::fingerprint(token) })
     }
 
     /// Creates a private integration; `token` is minted when not given.
@@ -269,10 +273,7 @@ impl World {
         description: Option<String>,
         scopes: Option<BTreeSet<String>>,
     ) -> Result<&PrivateIntegration, WorldError> {
-        let pi = self
-            .integrations
-            .get_mut(id)
-            .ok_or_else(|| WorldError::UnknownIntegration(id.to_string()))?;
+        let pi = self.integrations.get_mut(id).ok_or_else(|| WorldError::UnknownIntegration(id.to_string()))?;
         if let Some(name) = name {
             pi.name = name;
         }
@@ -294,10 +295,7 @@ impl World {
         }
         let token = secret::new_pit();
         let slot = self.slot_for(&token, id)?;
-        let pi = self
-            .integrations
-            .get_mut(id)
-            .ok_or_else(|| WorldError::UnknownIntegration(id.to_string()))?;
+        let pi = self.integrations.get_mut(id).ok_or_else(|| WorldError::UnknownIntegration(id.to_string()))?;
         let old = std::mem::replace(&mut pi.current, slot);
         if grace {
             pi.previous = Some((old, now_ms.saturating_add(ROTATION_GRACE_MS)));
@@ -310,10 +308,7 @@ impl World {
     /// Cancels a rotation: the old token keeps working with no deadline and
     /// the new one is withdrawn.
     pub fn cancel_rotation(&mut self, id: &str) -> Result<(), WorldError> {
-        let pi = self
-            .integrations
-            .get_mut(id)
-            .ok_or_else(|| WorldError::UnknownIntegration(id.to_string()))?;
+        let pi = self.integrations.get_mut(id).ok_or_else(|| WorldError::UnknownIntegration(id.to_string()))?;
         let (old, _) = pi.previous.take().ok_or(WorldError::NotRotating)?;
         let withdrawn = std::mem::replace(&mut pi.current, old);
         self.pit_index.remove(&withdrawn.hash);
@@ -322,10 +317,7 @@ impl World {
 
     /// Ends a rotation's grace window now: the old token stops working.
     pub fn expire_now(&mut self, id: &str) -> Result<(), WorldError> {
-        let pi = self
-            .integrations
-            .get_mut(id)
-            .ok_or_else(|| WorldError::UnknownIntegration(id.to_string()))?;
+        let pi = self.integrations.get_mut(id).ok_or_else(|| WorldError::UnknownIntegration(id.to_string()))?;
         let (old, _) = pi.previous.take().ok_or(WorldError::NotRotating)?;
         self.pit_index.remove(&old.hash);
         Ok(())
@@ -333,10 +325,7 @@ impl World {
 
     /// Deletes an integration: its tokens stop at once, with no grace.
     pub fn delete_integration(&mut self, id: &str) -> Result<(), WorldError> {
-        let pi = self
-            .integrations
-            .remove(id)
-            .ok_or_else(|| WorldError::UnknownIntegration(id.to_string()))?;
+        let pi = self.integrations.remove(id).ok_or_else(|| WorldError::UnknownIntegration(id.to_string()))?;
         self.pit_index.remove(&pi.current.hash);
         if let Some((old, _)) = pi.previous {
             self.pit_index.remove(&old.hash);
@@ -350,15 +339,8 @@ impl World {
         let id = self.pit_index.get(&hash)?;
         let pi = self.integrations.get(id)?;
         let works = pi.current.hash == hash
-            || pi
-                .previous
-                .as_ref()
-                .is_some_and(|(old, deadline)| old.hash == hash && now_ms < *deadline);
-        works.then(|| PitHolder {
-            integration_id: pi.id.clone(),
-            owner: pi.owner.clone(),
-            scopes: pi.scopes.clone(),
-        })
+            || pi.previous.as_ref().is_some_and(|(old, deadline)| old.hash == hash && now_ms < *deadline);
+        works.then(|| PitHolder { integration_id: pi.id.clone(), owner: pi.owner.clone(), scopes: pi.scopes.clone() })
     }
 }
 
@@ -368,17 +350,8 @@ mod tests {
 
     fn world() -> (World, String) {
         let mut w = World::default();
-        w.add_company(Company {
-            id: "c1".into(),
-            name: "Agency".into(),
-            environment: Environment::Sandbox,
-        });
-        w.add_location(Location {
-            id: "l1".into(),
-            name: "A".into(),
-            company_id: "c1".into(),
-        })
-        .unwrap();
+        w.add_company(Company { id: "c1".into(), name: "Agency".into(), environment: Environment::Sandbox });
+        w.add_location(Location { id: "l1".into(), name: "A".into(), company_id: "c1".into() }).unwrap();
         let (id, _) = w
             .create_integration(
                 "ci",
@@ -397,9 +370,8 @@ mod tests {
         let (mut w, id) = world();
         let old = {
             let mut rng = fastrand::Rng::with_seed(2);
-            let (id2, t) = w
-                .create_integration("x", "", Owner::Location("l1".into()), BTreeSet::new(), None, &mut rng)
-                .unwrap();
+            let (id2, t) =
+                w.create_integration("x", "", Owner::Location("l1".into()), BTreeSet::new(), None, &mut rng).unwrap();
             w.delete_integration(&id2).unwrap();
             t
         };

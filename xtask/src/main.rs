@@ -28,11 +28,7 @@ fn main() -> ExitCode {
 fn cargo(args: &[&str]) -> bool {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("$ cargo {}", args.join(" "));
-    Command::new(cargo)
-        .args(args)
-        .env("GHL_REQUIRE_SHARED", "1")
-        .status()
-        .is_ok_and(|s| s.success())
+    Command::new(cargo).args(args).env("GHL_REQUIRE_SHARED", "1").status().is_ok_and(|s| s.success())
 }
 
 fn ci() -> ExitCode {

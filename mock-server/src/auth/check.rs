@@ -42,41 +42,19 @@ struct Admits {
 
 fn admits(scheme: &str) -> Admits {
     match scheme {
-        "bearer" | "Location-Access" => Admits {
-            location: true,
-            company: false,
-            pit: true,
-        },
-        "Location-Access-Only" => Admits {
-            location: true,
-            company: false,
-            pit: false,
-        },
-        "Agency-Access" => Admits {
-            location: false,
-            company: true,
-            pit: true,
-        },
-        "Agency-Access-Only" => Admits {
-            location: false,
-            company: true,
-            pit: false,
-        },
+        "bearer" | "Location-Access" => Admits { location: true, company: false, pit: true },
+        "Location-Access-Only" => Admits { location: true, company: false, pit: false },
+        "Agency-Access" => Admits { location: false, company: true, pit: true },
+        "Agency-Access-Only" => Admits { location: false, company: true, pit: false },
         // A scheme name HighLevel does not use: any valid token.
-        _ => Admits {
-            location: true,
-            company: true,
-            pit: true,
-        },
+        _ => Admits { location: true, company: true, pit: true },
     }
 }
 
 /// The bearer token of a request: the `Authorization` value without
 /// `Bearer `, trimmed as the real server does.
 pub fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
-    let raw = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or(AuthError::MissingToken)?;
+    let raw = headers.get(axum::http::header::AUTHORIZATION).ok_or(AuthError::MissingToken)?;
     let text = raw.to_str().map_err(|_| AuthError::InvalidJwt)?.trim();
     if text.is_empty() {
         return Err(AuthError::MissingToken);
@@ -184,11 +162,7 @@ pub fn named_locations(
             }
             LocationSource::Query(name) => out.extend(query.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone())),
             LocationSource::Body(name) => {
-                out.extend(
-                    body.and_then(|b| b.get(name))
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                );
+                out.extend(body.and_then(|b| b.get(name)).and_then(Value::as_str).map(str::to_string));
             }
             LocationSource::AltIdQuery => {
                 if q("altType").any(|t| t == "location") {
@@ -198,11 +172,7 @@ pub fn named_locations(
             LocationSource::AltIdBody => {
                 let b = body.and_then(Value::as_object);
                 if b.and_then(|b| b.get("altType")).and_then(Value::as_str) == Some("location") {
-                    out.extend(
-                        b.and_then(|b| b.get("altId"))
-                            .and_then(Value::as_str)
-                            .map(str::to_string),
-                    );
+                    out.extend(b.and_then(|b| b.get("altId")).and_then(Value::as_str).map(str::to_string));
                 }
             }
         }
@@ -220,9 +190,7 @@ pub fn check_location(who: &Principal, named: &[String], world: &World) -> Resul
             Owner::Company(company) => world.company_has_location(company, location_id),
         };
         if !ok {
-            return Err(AuthError::WrongLocation {
-                location_id: location_id.clone(),
-            });
+            return Err(AuthError::WrongLocation { location_id: location_id.clone() });
         }
     }
     Ok(())
@@ -262,64 +230,40 @@ mod tests {
     }
 
     fn op(security: Vec<Vec<(&str, Vec<&str>)>>) -> Operation {
-        let mut op = crate::spec::load(crate::spec::Source::Embedded(crate::spec::EMBEDDED), 1)
-            .unwrap()
-            .operations
-            .remove(0);
+        let mut op =
+            crate::spec::load(crate::spec::Source::Embedded(crate::spec::EMBEDDED), 1).unwrap().operations.remove(0);
         op.security = security
             .into_iter()
-            .map(|r| {
-                r.into_iter()
-                    .map(|(s, sc)| (s.to_string(), sc.into_iter().map(String::from).collect()))
-                    .collect()
-            })
+            .map(|r| r.into_iter().map(|(s, sc)| (s.to_string(), sc.into_iter().map(String::from).collect())).collect())
             .collect();
         op
     }
 
     #[test]
     fn any_one_requirement_object_is_enough() {
-        let o = op(vec![
-            vec![("Agency-Access", vec!["a"])],
-            vec![("Location-Access", vec!["b"])],
-        ]);
-        assert_eq!(
-            check_security(&o, &principal(Owner::Location("l".into()), TokenKind::Pit, &["b"])),
-            Ok(())
-        );
+        let o = op(vec![vec![("Agency-Access", vec!["a"])], vec![("Location-Access", vec!["b"])]]);
+        assert_eq!(check_security(&o, &principal(Owner::Location("l".into()), TokenKind::Pit, &["b"])), Ok(()));
     }
 
     #[test]
     fn every_scope_of_one_requirement_is_needed() {
         let o = op(vec![vec![("bearer", vec!["a", "b"])]]);
         let who = principal(Owner::Location("l".into()), TokenKind::Pit, &["a"]);
-        assert_eq!(
-            check_security(&o, &who),
-            Err(AuthError::ScopeMissing { scope: "b".into() })
-        );
+        assert_eq!(check_security(&o, &who), Err(AuthError::ScopeMissing { scope: "b".into() }));
     }
 
     #[test]
     fn scope_refusal_wins_over_user_type_when_one_requirement_got_that_far() {
-        let o = op(vec![
-            vec![("Location-Access", vec!["x"])],
-            vec![("Agency-Access", vec!["x"])],
-        ]);
+        let o = op(vec![vec![("Location-Access", vec!["x"])], vec![("Agency-Access", vec!["x"])]]);
         let who = principal(Owner::Location("l".into()), TokenKind::Pit, &[]);
-        assert_eq!(
-            check_security(&o, &who),
-            Err(AuthError::ScopeMissing { scope: "x".into() })
-        );
+        assert_eq!(check_security(&o, &who), Err(AuthError::ScopeMissing { scope: "x".into() }));
     }
 
     #[test]
     fn pits_are_refused_on_access_only_schemes_and_oauth_is_not() {
         let o = op(vec![vec![("Agency-Access-Only", vec![])]]);
         let agency = Owner::Company("c".into());
-        assert_eq!(
-            check_security(&o, &principal(agency.clone(), TokenKind::Pit, &[])),
-            Err(AuthError::PitNotAllowed)
-        );
+        assert_eq!(check_security(&o, &principal(agency.clone(), TokenKind::Pit, &[])), Err(AuthError::PitNotAllowed));
         assert_eq!(check_security(&o, &principal(agency, TokenKind::OAuth, &[])), Ok(()));
     }
 

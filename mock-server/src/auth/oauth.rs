@@ -79,32 +79,16 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn invalid_grant(description: impl Into<String>) -> Self {
-        Self {
-            status: 400,
-            error: "invalid_grant",
-            description: description.into(),
-        }
+        Self { status: 400, error: "invalid_grant", description: description.into() }
     }
     pub fn invalid_client() -> Self {
-        Self {
-            status: 401,
-            error: "invalid_client",
-            description: "unknown client_id or wrong client_secret".into(),
-        }
+        Self { status: 401, error: "invalid_client", description: "unknown client_id or wrong client_secret".into() }
     }
     pub fn invalid_request(description: impl Into<String>) -> Self {
-        Self {
-            status: 400,
-            error: "invalid_request",
-            description: description.into(),
-        }
+        Self { status: 400, error: "invalid_request", description: description.into() }
     }
     pub fn unsupported_grant_type(description: impl Into<String>) -> Self {
-        Self {
-            status: 400,
-            error: "unsupported_grant_type",
-            description: description.into(),
-        }
+        Self { status: 400, error: "unsupported_grant_type", description: description.into() }
     }
 }
 
@@ -162,13 +146,7 @@ impl OAuth {
     /// for a user approving an app install).
     pub fn issue_code(&self, grant: Grant, now_ms: i64) -> String {
         let code = uuid::Uuid::new_v4().simple().to_string();
-        lock(&self.codes).insert(
-            code.clone(),
-            Code {
-                grant,
-                expires_at_ms: now_ms + CODE_TTL_MS,
-            },
-        );
+        lock(&self.codes).insert(code.clone(), Code { grant, expires_at_ms: now_ms + CODE_TTL_MS });
         code
     }
 
@@ -176,14 +154,10 @@ impl OAuth {
     pub fn exchange_code(&self, client_id: &str, code: &str, now_ms: i64) -> Result<Value, OAuthError> {
         let found = lock(&self.codes).remove(code);
         let Some(found) = found else {
-            return Err(OAuthError::invalid_grant(
-                "authorization code is unknown or already used",
-            ));
+            return Err(OAuthError::invalid_grant("authorization code is unknown or already used"));
         };
         if found.grant.client_id != client_id {
-            return Err(OAuthError::invalid_grant(
-                "authorization code was issued to another client",
-            ));
+            return Err(OAuthError::invalid_grant("authorization code was issued to another client"));
         }
         if now_ms >= found.expires_at_ms {
             return Err(OAuthError::invalid_grant("authorization code has expired"));
@@ -193,9 +167,7 @@ impl OAuth {
 
     /// `grant_type=refresh_token`: a refresh token works once and is replaced.
     pub fn refresh(&self, client_id: &str, token: &str, now_ms: i64) -> Result<Value, OAuthError> {
-        let claims = self
-            .decode(token)
-            .map_err(|_| OAuthError::invalid_grant("refresh token is invalid"))?;
+        let claims = self.decode(token).map_err(|_| OAuthError::invalid_grant("refresh token is invalid"))?;
         let grant = {
             let mut store = lock(&self.refresh);
             let Some(entry) = store.get_mut(&claims.jti) else {
@@ -218,10 +190,7 @@ impl OAuth {
 
     /// A location token minted from an agency token (`/oauth/locationToken`).
     pub fn location_token(&self, agency: &Grant, location_id: &str, now_ms: i64) -> Result<Value, OAuthError> {
-        let grant = Grant {
-            owner: Owner::Location(location_id.to_string()),
-            ..agency.clone()
-        };
+        let grant = Grant { owner: Owner::Location(location_id.to_string()), ..agency.clone() };
         self.token_answer(&grant, now_ms, false)
     }
 
@@ -245,13 +214,7 @@ impl OAuth {
         }
         if with_refresh {
             let (refresh, jti) = self.sign(grant, now_ms, REFRESH_TTL_SECS)?;
-            lock(&self.refresh).insert(
-                jti,
-                Refresh {
-                    grant: grant.clone(),
-                    used: false,
-                },
-            );
+            lock(&self.refresh).insert(jti, Refresh { grant: grant.clone(), used: false });
             answer["refresh_token"] = Value::from(refresh);
         }
         Ok(answer)
@@ -267,10 +230,7 @@ impl OAuth {
         let claims = Claims {
             auth_class: auth_class.into(),
             auth_class_id,
-            oauth_meta: OAuthMeta {
-                scopes: grant.scopes.clone(),
-                client: grant.client_id.clone(),
-            },
+            oauth_meta: OAuthMeta { scopes: grant.scopes.clone(), client: grant.client_id.clone() },
             source: "INTEGRATION".into(),
             channel: "OAUTH".into(),
             iat: now,
@@ -280,11 +240,7 @@ impl OAuth {
         };
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &self.keys()?.encoding).map_err(|e| {
-                OAuthError {
-                    status: 500,
-                    error: "server_error",
-                    description: format!("cannot sign a token: {e}"),
-                }
+                OAuthError { status: 500, error: "server_error", description: format!("cannot sign a token: {e}") }
             })?;
         Ok((token, jti))
     }
@@ -351,14 +307,8 @@ mod tests {
         let claims = oauth.verify_access(access, 1_000).unwrap();
         assert_eq!(claims.owner(), Some(Owner::Location("loc".into())));
         assert_eq!(claims.oauth_meta.scopes, vec!["contacts.readonly".to_string()]);
-        assert_eq!(
-            oauth.verify_access(access, 1_000 + 86_399_000),
-            Err(AuthError::ExpiredJwt)
-        );
-        assert_eq!(
-            oauth.exchange_code("app", &code, 1_000).unwrap_err().error,
-            "invalid_grant"
-        );
+        assert_eq!(oauth.verify_access(access, 1_000 + 86_399_000), Err(AuthError::ExpiredJwt));
+        assert_eq!(oauth.exchange_code("app", &code, 1_000).unwrap_err().error, "invalid_grant");
     }
 
     #[test]
@@ -382,19 +332,13 @@ mod tests {
     fn a_token_signed_by_another_key_is_an_invalid_jwt() {
         let issue = |oauth: &OAuth| {
             let code = oauth.issue_code(grant(), 0);
-            oauth.exchange_code("app", &code, 0).unwrap()["access_token"]
-                .as_str()
-                .unwrap()
-                .to_string()
+            oauth.exchange_code("app", &code, 0).unwrap()["access_token"].as_str().unwrap().to_string()
         };
         let (ours, theirs) = (OAuth::default(), OAuth::default());
         let own = issue(&ours);
         let foreign = issue(&theirs);
         assert!(ours.verify_access(&own, 0).is_ok());
         assert_eq!(ours.verify_access(&foreign, 0), Err(AuthError::InvalidJwt));
-        assert_eq!(
-            ours.verify_access("eyJhbGciOiJub25lIn0.e30.", 0),
-            Err(AuthError::InvalidJwt)
-        );
+        assert_eq!(ours.verify_access("eyJhbGciOiJub25lIn0.e30.", 0), Err(AuthError::InvalidJwt));
     }
 }

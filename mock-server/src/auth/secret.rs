@@ -63,10 +63,7 @@ mod tests {
         let fp = fingerprint(&t);
         assert!(fp.starts_with("pit:"));
         assert_eq!(fp.len(), 12);
-        assert!(
-            !fp.contains(&t[4..12]),
-            "the fingerprint must not reveal the token's text"
-        );
+        assert!(!fp.contains(&t[4..12]), "the fingerprint must not reveal the token's text");
         assert_eq!(fp, fingerprint(&t), "the same token always has the same fingerprint");
     }
 }

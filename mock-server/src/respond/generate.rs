@@ -32,12 +32,7 @@ pub struct Generator {
 
 impl Generator {
     pub fn new(seed: u64, use_examples: bool) -> Self {
-        Self {
-            rng: fastrand::Rng::with_seed(seed),
-            use_examples,
-            variant: 0,
-            minimal: false,
-        }
+        Self { rng: fastrand::Rng::with_seed(seed), use_examples, variant: 0, minimal: false }
     }
 
     pub fn value(&mut self, schema: &Value) -> Value {
@@ -83,15 +78,8 @@ impl Generator {
         for key in ["oneOf", "anyOf"] {
             if let Some(Value::Array(alts)) = s.get(key) {
                 // Prefer alternatives that are not just `null`.
-                let real: Vec<&Value> = alts
-                    .iter()
-                    .filter(|a| a.get("type") != Some(&Value::from("null")))
-                    .collect();
-                let pick = if real.is_empty() {
-                    alts.first()
-                } else {
-                    real.get(self.variant % real.len()).copied()
-                };
+                let real: Vec<&Value> = alts.iter().filter(|a| a.get("type") != Some(&Value::from("null"))).collect();
+                let pick = if real.is_empty() { alts.first() } else { real.get(self.variant % real.len()).copied() };
                 if let Some(pick) = pick {
                     return self.gen(pick, name, depth + 1);
                 }
@@ -103,11 +91,7 @@ impl Generator {
     fn typed(&mut self, s: &Map<String, Value>, name: Option<&str>, depth: usize) -> Value {
         let ty = match s.get("type") {
             Some(Value::String(t)) => t.as_str(),
-            Some(Value::Array(ts)) => ts
-                .iter()
-                .filter_map(Value::as_str)
-                .find(|t| *t != "null")
-                .unwrap_or("null"),
+            Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or("null"),
             _ if s.contains_key("properties") => "object",
             _ if s.contains_key("items") => "array",
             _ => "any",
@@ -117,9 +101,7 @@ impl Generator {
             "array" => self.array(s, name, depth),
             "string" => Value::String(self.string(s, name)),
             "integer" => Value::Number(Number::from(self.integer(s))),
-            "number" => Number::from_f64(self.integer(s) as f64)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
+            "number" => Number::from_f64(self.integer(s) as f64).map(Value::Number).unwrap_or(Value::Null),
             "boolean" => Value::Bool(true),
             "null" => Value::Null,
             _ => Value::String(self.word(name)),
@@ -151,14 +133,8 @@ impl Generator {
 
     fn array(&mut self, s: &Map<String, Value>, name: Option<&str>, depth: usize) -> Value {
         let min = s.get("minItems").and_then(Value::as_u64).unwrap_or(0) as usize;
-        let max = s
-            .get("maxItems")
-            .and_then(Value::as_u64)
-            .map(|m| m as usize)
-            .unwrap_or(usize::MAX);
-        let wanted = if self.minimal || depth >= DEEP { min } else { min.max(1) }
-            .min(max)
-            .min(16);
+        let max = s.get("maxItems").and_then(Value::as_u64).map(|m| m as usize).unwrap_or(usize::MAX);
+        let wanted = if self.minimal || depth >= DEEP { min } else { min.max(1) }.min(max).min(16);
         let items = s.get("items").cloned().unwrap_or(Value::Object(Map::new()));
         let singular = name.map(|n| n.strip_suffix('s').unwrap_or(n));
         let mut out: Vec<Value> = (0..wanted).map(|_| self.gen(&items, singular, depth + 1)).collect();
@@ -173,23 +149,9 @@ impl Generator {
         let max = s.get("maximum").and_then(Value::as_f64);
         let excl_min = s.get("exclusiveMinimum") == Some(&Value::Bool(true));
         let excl_max = s.get("exclusiveMaximum") == Some(&Value::Bool(true));
-        let lo = min
-            .map(|m| {
-                if excl_min {
-                    m.floor() as i64 + 1
-                } else {
-                    m.ceil() as i64
-                }
-            })
-            .unwrap_or(0);
+        let lo = min.map(|m| if excl_min { m.floor() as i64 + 1 } else { m.ceil() as i64 }).unwrap_or(0);
         let hi = max
-            .map(|m| {
-                if excl_max {
-                    m.ceil() as i64 - 1
-                } else {
-                    m.floor() as i64
-                }
-            })
+            .map(|m| if excl_max { m.ceil() as i64 - 1 } else { m.floor() as i64 })
             .unwrap_or(lo.saturating_add(100));
         let hi = hi.max(lo);
         let mut n = self.rng.i64(lo..=hi);
@@ -256,10 +218,7 @@ impl Generator {
         let day = self.rng.u32(1..=28);
         let hour = self.rng.u32(0..24);
         let minute = self.rng.u32(0..60);
-        format!(
-            "2026-{:02}-{day:02}T{hour:02}:{minute:02}:00.000Z",
-            self.rng.u32(1..=12)
-        )
+        format!("2026-{:02}-{day:02}T{hour:02}:{minute:02}:00.000Z", self.rng.u32(1..=12))
     }
 }
 
@@ -288,10 +247,7 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_value() {
         let schema = json!({"type": "object", "properties": {"id": {"type": "string"}, "n": {"type": "integer"}}});
-        assert_eq!(
-            Generator::new(7, false).value(&schema),
-            Generator::new(7, false).value(&schema)
-        );
+        assert_eq!(Generator::new(7, false).value(&schema), Generator::new(7, false).value(&schema));
     }
 
     #[test]

@@ -21,13 +21,7 @@ pub struct DefaultBody {
 }
 
 pub fn success_without_schema(status: u16) -> Success {
-    Success {
-        status,
-        schema: None,
-        validator: None,
-        examples: Vec::new(),
-        body: Bytes::from_static(b"{}"),
-    }
+    Success { status, schema: None, validator: None, examples: Vec::new(), body: Bytes::from_static(b"{}") }
 }
 
 /// Attempts at generation before giving up on a schema the generator cannot satisfy.
@@ -40,42 +34,39 @@ pub fn default_body(
     seed: u64,
 ) -> DefaultBody {
     if let Some((_, example)) = examples.first() {
-        return DefaultBody {
-            bytes: to_bytes(example),
-            problem: None,
-        };
+        return DefaultBody { bytes: to_bytes(example), problem: None };
     }
-    let mut first_problem = None;
-    let mut first_value = None;
+    match generate_valid(schema, validator, seed) {
+        Ok(value) => DefaultBody { bytes: to_bytes(&value), problem: None },
+        Err((closest, problem)) => DefaultBody { bytes: to_bytes(&closest), problem: Some(problem) },
+    }
+}
+
+/// A value generated from `schema` that `validator` accepts; else the first
+/// attempt and why it fails. Attempts alternate between using property
+/// examples and not, walk through the alternatives of `oneOf`s, and end with
+/// minimal values (required properties only, fewest items).
+pub fn generate_valid(
+    schema: &Value,
+    validator: Option<&jsonschema::Validator>,
+    seed: u64,
+) -> Result<Value, (Value, String)> {
+    let mut first: Option<(Value, String)> = None;
     for attempt in 0..ATTEMPTS {
-        // Attempts alternate between using property examples and not, and
-        // walk through the alternatives of `oneOf`s.
         let mut generator = generate::Generator::new(seed.wrapping_add(attempt), attempt % 2 == 0);
         generator.variant = (attempt / 2) as usize;
         generator.minimal = attempt + 2 >= ATTEMPTS;
         let value = generator.value(schema);
-        let problem = validator.and_then(|v| {
-            v.iter_errors(&value)
-                .next()
-                .map(|e| format!("{e} at '{}'", e.instance_path()))
-        });
+        let problem =
+            validator.and_then(|v| v.iter_errors(&value).next().map(|e| format!("{e} at '{}'", e.instance_path())));
         match problem {
-            None => {
-                return DefaultBody {
-                    bytes: to_bytes(&value),
-                    problem: None,
-                }
-            }
+            None => return Ok(value),
             Some(p) => {
-                first_problem.get_or_insert(p);
-                first_value.get_or_insert(value);
+                first.get_or_insert((value, p));
             }
         }
     }
-    DefaultBody {
-        bytes: to_bytes(&first_value.unwrap_or(Value::Object(Default::default()))),
-        problem: first_problem,
-    }
+    Err(first.unwrap_or_else(|| (Value::Object(Default::default()), "no attempt".into())))
 }
 
 fn to_bytes(value: &Value) -> Bytes {

@@ -12,9 +12,7 @@ use crate::world::Owner;
 use crate::Mock;
 
 fn field<'a>(body: Option<&'a Value>, name: &str) -> Option<&'a str> {
-    body.and_then(|b| b.get(name))
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    body.and_then(|b| b.get(name)).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
 /// `POST /oauth/token`, form-encoded.
@@ -39,9 +37,7 @@ pub fn token(mock: &Mock, body: Option<&Value>) -> Result<Value, ApiError> {
         "client_credentials" => Err(OAuthError::unsupported_grant_type(
             "client_credentials is not served by the mock: issue an authorization code through /__admin/oauth/codes",
         )),
-        other => Err(OAuthError::unsupported_grant_type(format!(
-            "grant_type '{other}' is not supported"
-        ))),
+        other => Err(OAuthError::unsupported_grant_type(format!("grant_type '{other}' is not supported"))),
     }?;
     if let Some(access) = answer.get("access_token").and_then(Value::as_str) {
         tracing::info!(client_id, token = %secret::fingerprint(access), grant_type, "oauth token issued");
@@ -54,9 +50,8 @@ pub fn location_token(mock: &Mock, who: &Principal, body: Option<&Value>) -> Res
     let Owner::Company(company_id) = &who.owner else {
         return Err(crate::auth::AuthError::UserTypeMismatch.into());
     };
-    let location_id = field(body, "locationId").ok_or_else(|| ApiError::Unprocessable {
-        messages: vec!["locationId should not be empty".into()],
-    })?;
+    let location_id = field(body, "locationId")
+        .ok_or_else(|| ApiError::Unprocessable { messages: vec!["locationId should not be empty".into()] })?;
     match field(body, "companyId") {
         Some(c) if c == company_id => {}
         Some(_) => {
@@ -65,11 +60,7 @@ pub fn location_token(mock: &Mock, who: &Principal, body: Option<&Value>) -> Res
                 meta: None,
             })
         }
-        None => {
-            return Err(ApiError::Unprocessable {
-                messages: vec!["companyId should not be empty".into()],
-            })
-        }
+        None => return Err(ApiError::Unprocessable { messages: vec!["companyId should not be empty".into()] }),
     }
     let agency = Grant {
         client_id: who.client_id.clone().unwrap_or_default(),

@@ -38,12 +38,7 @@ pub struct DocStore {
 
 impl DocStore {
     pub fn new(source: Source) -> Self {
-        Self {
-            source,
-            docs: HashMap::new(),
-            inlined: HashMap::new(),
-            reported: HashSet::new(),
-        }
+        Self { source, docs: HashMap::new(), inlined: HashMap::new(), reported: HashSet::new() }
     }
 
     /// The keys of the top-level spec files of the source, sorted.
@@ -94,10 +89,7 @@ impl DocStore {
             Source::Dir(_) => {
                 let meta = std::fs::metadata(key).map_err(|e| format!("{key}: cannot read: {e}"))?;
                 if meta.len() > MAX_FILE_BYTES {
-                    return Err(format!(
-                        "{key}: file is {} bytes, over the limit of {MAX_FILE_BYTES}",
-                        meta.len()
-                    ));
+                    return Err(format!("{key}: file is {} bytes, over the limit of {MAX_FILE_BYTES}", meta.len()));
                 }
                 let bytes = std::fs::read(key).map_err(|e| format!("{key}: cannot read: {e}"))?;
                 String::from_utf8(bytes).map_err(|_| format!("{key}: not UTF-8 text"))
@@ -200,11 +192,7 @@ impl DocStore {
             return Value::Object(Default::default());
         };
         stack.push(target.clone());
-        let fragment_pointer = if fragment.is_empty() {
-            String::new()
-        } else {
-            fragment.to_string()
-        };
+        let fragment_pointer = if fragment.is_empty() { String::new() } else { fragment.to_string() };
         let resolved = self.inline_at(&target_file, &found, &fragment_pointer, stack, warnings);
         stack.pop();
         self.inlined.insert(target, resolved.clone());
@@ -278,14 +266,8 @@ mod tests {
     #[test]
     fn references_resolve_across_embedded_files() {
         static FILES: &[(&str, &str)] = &[
-            (
-                "apps/a.json",
-                r#"{"s": {"$ref": "../common/c.json#/components/schemas/Id"}}"#,
-            ),
-            (
-                "common/c.json",
-                r#"{"components": {"schemas": {"Id": {"type": "string", "minLength": 20}}}}"#,
-            ),
+            ("apps/a.json", r#"{"s": {"$ref": "../common/c.json#/components/schemas/Id"}}"#),
+            ("common/c.json", r#"{"components": {"schemas": {"Id": {"type": "string", "minLength": 20}}}}"#),
         ];
         let mut store = DocStore::new(Source::Embedded(FILES));
         let mut warnings = Vec::new();

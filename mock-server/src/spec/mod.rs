@@ -35,16 +35,10 @@ pub static EMBEDDED: &[(&str, &str)] = &[
     ("specs/calendars.yaml", include_str!("../../../specs/calendars.yaml")),
     ("specs/common.yaml", include_str!("../../../specs/common.yaml")),
     ("specs/contacts.yaml", include_str!("../../../specs/contacts.yaml")),
-    (
-        "specs/conversations.yaml",
-        include_str!("../../../specs/conversations.yaml"),
-    ),
+    ("specs/conversations.yaml", include_str!("../../../specs/conversations.yaml")),
     ("specs/locations.yaml", include_str!("../../../specs/locations.yaml")),
     ("specs/oauth.yaml", include_str!("../../../specs/oauth.yaml")),
-    (
-        "specs/opportunities.yaml",
-        include_str!("../../../specs/opportunities.yaml"),
-    ),
+    ("specs/opportunities.yaml", include_str!("../../../specs/opportunities.yaml")),
     ("specs/users.yaml", include_str!("../../../specs/users.yaml")),
 ];
 
@@ -75,12 +69,7 @@ pub struct Warning {
 
 impl Warning {
     pub fn new(file: &str, pointer: &str, kind: WarningKind, message: String) -> Self {
-        Self {
-            file: file.to_string(),
-            pointer: pointer.to_string(),
-            kind,
-            message,
-        }
+        Self { file: file.to_string(), pointer: pointer.to_string(), kind, message }
     }
 }
 
@@ -119,6 +108,7 @@ pub struct Param {
     pub required: bool,
     /// JSON Schema (request direction) of the value.
     pub schema: Value,
+    pub validator: Option<Arc<jsonschema::Validator>>,
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +118,7 @@ pub struct RequestBody {
     pub content_types: Vec<String>,
     /// JSON Schema (request direction) of a JSON or form body.
     pub schema: Option<Value>,
+    pub validator: Option<Arc<jsonschema::Validator>>,
 }
 
 /// Where a request names the location it acts on (BEHAVIOUR.md §3).
@@ -179,11 +170,7 @@ impl Operation {
 
     /// Every scope named by any requirement of the operation.
     pub fn scopes(&self) -> BTreeSet<&str> {
-        self.security
-            .iter()
-            .flatten()
-            .flat_map(|(_, s)| s.iter().map(String::as_str))
-            .collect()
+        self.security.iter().flatten().flat_map(|(_, s)| s.iter().map(String::as_str)).collect()
     }
 }
 
@@ -225,10 +212,7 @@ fn describe(errors: &[FileError]) -> String {
     if errors.is_empty() {
         return String::from(" (no .json, .yaml or .yml file holds any path)");
     }
-    let lines: Vec<String> = errors
-        .iter()
-        .map(|e| format!("\n  {}: {}", e.file, e.message))
-        .collect();
+    let lines: Vec<String> = errors.iter().map(|e| format!("\n  {}: {}", e.file, e.message)).collect();
     format!(":{}", lines.concat())
 }
 
@@ -250,10 +234,7 @@ pub fn load(source: Source, seed: u64) -> Result<SpecSet, LoadError> {
         let doc = match store.get(&key) {
             Ok(doc) => doc.clone(),
             Err(message) => {
-                set.errors.push(FileError {
-                    file: key.clone(),
-                    message,
-                });
+                set.errors.push(FileError { file: key.clone(), message });
                 continue;
             }
         };
@@ -281,10 +262,7 @@ pub fn load(source: Source, seed: u64) -> Result<SpecSet, LoadError> {
         }
         let before = set.operations.len();
         load_file(&mut store, &key, &doc, seed, &mut set, &mut seen_ids);
-        set.files.push(FileSummary {
-            file: key,
-            operations: set.operations.len() - before,
-        });
+        set.files.push(FileSummary { file: key, operations: set.operations.len() - before });
     }
     if set.operations.is_empty() {
         return Err(LoadError::NothingServable(set.errors));
@@ -324,11 +302,7 @@ fn load_file(
                 continue;
             };
             let pointer = format!("{item_pointer}/{method_name}");
-            let mut ctx = OpCtx {
-                key,
-                pointer: &pointer,
-                warnings: &mut set.warnings,
-            };
+            let mut ctx = OpCtx { key, pointer: &pointer, warnings: &mut set.warnings };
             let mut operation = ctx.operation(op, method.clone(), path, &shared_params, global_security, seed);
             if let Some(first) = seen_ids.get(&operation.id) {
                 ctx.warn(
@@ -345,11 +319,8 @@ fn load_file(
                     set.operations.push(operation);
                 }
                 Err(existing) => {
-                    let other = set
-                        .operations
-                        .get(existing)
-                        .map(|o| format!("{} in {}", o.id, o.file))
-                        .unwrap_or_default();
+                    let other =
+                        set.operations.get(existing).map(|o| format!("{} in {}", o.id, o.file)).unwrap_or_default();
                     ctx.warn(
                         WarningKind::DuplicateRoute,
                         format!("{method} {path} is already served by {other}; this one is ignored"),
@@ -390,17 +361,7 @@ impl OpCtx<'_> {
         let security = self.security(op.get("security").or(global_security));
         let location = location_sources(&params, body.as_ref());
         let success = self.success(op.get("responses"), &id, seed);
-        Operation {
-            id,
-            file: String::new(),
-            method,
-            path: path.to_string(),
-            security,
-            params,
-            body,
-            success,
-            location,
-        }
+        Operation { id, file: String::new(), method, path: path.to_string(), security, params, body, success, location }
     }
 
     fn security(&mut self, security: Option<&Value>) -> Vec<Requirement> {
@@ -408,18 +369,13 @@ impl OpCtx<'_> {
             return Vec::new();
         };
         reqs.iter()
-            .filter_map(
-                |req| match serde_json::from_value::<openapiv3::SecurityRequirement>(req.clone()) {
-                    Ok(r) => Some(r.into_iter().collect()),
-                    Err(e) => {
-                        self.warn(
-                            WarningKind::BadSchema,
-                            format!("security requirement is malformed ({e}); ignored"),
-                        );
-                        None
-                    }
-                },
-            )
+            .filter_map(|req| match serde_json::from_value::<openapiv3::SecurityRequirement>(req.clone()) {
+                Ok(r) => Some(r.into_iter().collect()),
+                Err(e) => {
+                    self.warn(WarningKind::BadSchema, format!("security requirement is malformed ({e}); ignored"));
+                    None
+                }
+            })
             .collect()
     }
 
@@ -447,12 +403,9 @@ impl OpCtx<'_> {
                 WarningKind::UndeclaredPathParam,
                 format!("path parameter '{name}' is used in the path but not declared; taken as a required string"),
             );
-            out.push(Param {
-                name: name.to_string(),
-                location: ParamIn::Path,
-                required: true,
-                schema: serde_json::json!({"type": "string"}),
-            });
+            let schema = serde_json::json!({"type": "string"});
+            let validator = self.validator(&schema, "path parameter");
+            out.push(Param { name: name.to_string(), location: ParamIn::Path, required: true, schema, validator });
         }
         out
     }
@@ -464,10 +417,7 @@ impl OpCtx<'_> {
             Ok(openapiv3::Parameter::Header { parameter_data, .. }) => (ParamIn::Header, parameter_data),
             Ok(openapiv3::Parameter::Cookie { parameter_data, .. }) => (ParamIn::Cookie, parameter_data),
             Err(e) => {
-                self.warn(
-                    WarningKind::BadParameter,
-                    format!("parameter at {pointer} is malformed ({e}); ignored"),
-                );
+                self.warn(WarningKind::BadParameter, format!("parameter at {pointer} is malformed ({e}); ignored"));
                 return None;
             }
         };
@@ -481,12 +431,33 @@ impl OpCtx<'_> {
             ),
             None => Value::Object(Map::new()),
         };
+        let validator = self.validator(&schema, &format!("parameter '{}'", data.name));
         Some(Param {
             name: data.name,
             location,
             required: data.required || location == ParamIn::Path,
             schema,
+            validator,
         })
+    }
+
+    /// A compiled request-side validator, or a warning and none.
+    fn validator(&mut self, schema: &Value, what: &str) -> Option<Arc<jsonschema::Validator>> {
+        match compile_lenient(schema) {
+            Ok((v, stripped)) => {
+                if stripped {
+                    self.warn(
+                        WarningKind::BadSchema,
+                        format!("{what}: patterns the validator cannot compile are not checked"),
+                    );
+                }
+                Some(Arc::new(v))
+            }
+            Err(e) => {
+                self.warn(WarningKind::BadSchema, format!("{what}: schema cannot be compiled ({e}); not validated"));
+                None
+            }
+        }
     }
 
     fn request_body(&mut self, body: Option<&Value>) -> Option<RequestBody> {
@@ -499,18 +470,14 @@ impl OpCtx<'_> {
                 .and_then(|(_, media)| media.get("schema"))
         });
         let schema = schema.map(|s| {
-            schema::convert(
-                s,
-                Direction::Request,
-                self.key,
-                &format!("{}/requestBody", self.pointer),
-                self.warnings,
-            )
+            schema::convert(s, Direction::Request, self.key, &format!("{}/requestBody", self.pointer), self.warnings)
         });
+        let validator = schema.as_ref().and_then(|s| self.validator(s, "request body"));
         Some(RequestBody {
             required: body.get("required") == Some(&Value::Bool(true)),
             content_types,
             schema,
+            validator,
         })
     }
 
@@ -518,12 +485,7 @@ impl OpCtx<'_> {
         let chosen = responses.and_then(Value::as_object).and_then(|r| {
             let mut codes: Vec<(u16, &Value)> = r
                 .iter()
-                .filter_map(|(code, v)| {
-                    code.parse::<u16>()
-                        .ok()
-                        .filter(|c| (200..300).contains(c))
-                        .map(|c| (c, v))
-                })
+                .filter_map(|(code, v)| code.parse::<u16>().ok().filter(|c| (200..300).contains(c)).map(|c| (c, v)))
                 .collect();
             codes.sort_by_key(|(c, _)| *c);
             codes.into_iter().next()
@@ -619,13 +581,7 @@ impl OpCtx<'_> {
                 format!("no generated answer satisfies the response schema ({problem}); serving the closest one"),
             );
         }
-        Success {
-            status,
-            schema: Some(schema),
-            validator,
-            examples,
-            body: body.bytes,
-        }
+        Success { status, schema: Some(schema), validator, examples, body: body.bytes }
     }
 }
 
@@ -680,9 +636,7 @@ fn location_sources(params: &[Param], body: Option<&RequestBody>) -> Vec<Locatio
 
 /// FNV-1a: a stable, dependency-free hash for per-operation seeds.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]
@@ -720,19 +674,14 @@ paths:
     #[test]
     fn operations_carry_security_params_and_location_sources() {
         let set = load(Source::Embedded(MINI), 1).unwrap();
-        let Match::Found(i, params) = set.find(&Method::GET, "/things/abc") else {
-            panic!("not routed")
-        };
+        let Match::Found(i, params) = set.find(&Method::GET, "/things/abc") else { panic!("not routed") };
         let op = &set.operations[i];
         assert_eq!(op.id, "get-thing");
         assert_eq!(params, vec![("thingId".to_string(), "abc".to_string())]);
         assert_eq!(op.security.len(), 2);
         assert_eq!(
             op.security[1],
-            vec![(
-                "Agency-Access".to_string(),
-                vec!["things.readonly".to_string(), "agency.x".to_string()]
-            )]
+            vec![("Agency-Access".to_string(), vec!["things.readonly".to_string(), "agency.x".to_string()])]
         );
         assert_eq!(op.location, vec![LocationSource::Query("locationId".into())]);
         assert!(op.param("Version", ParamIn::Header).is_some_and(|p| p.required));
@@ -751,11 +700,7 @@ paths:
     #[test]
     fn undeclared_path_params_are_warned_and_still_routed() {
         let set = load(Source::Embedded(MINI), 1).unwrap();
-        let undeclared: Vec<_> = set
-            .warnings
-            .iter()
-            .filter(|w| w.kind == WarningKind::UndeclaredPathParam)
-            .collect();
+        let undeclared: Vec<_> = set.warnings.iter().filter(|w| w.kind == WarningKind::UndeclaredPathParam).collect();
         assert_eq!(undeclared.len(), 3, "{undeclared:?}");
         assert!(matches!(set.find(&Method::POST, "/things/a/parts/b"), Match::Found(..)));
     }

@@ -86,10 +86,7 @@ impl Router {
                 return Match::Found(op, params);
             }
         }
-        let mut allowed: Vec<Method> = nodes
-            .iter()
-            .flat_map(|(n, _)| n.ops.iter().map(|(m, _)| m.clone()))
-            .collect();
+        let mut allowed: Vec<Method> = nodes.iter().flat_map(|(n, _)| n.ops.iter().map(|(m, _)| m.clone())).collect();
         allowed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         allowed.dedup();
         Match::WrongMethod(allowed)
@@ -136,10 +133,7 @@ mod tests {
 
     #[test]
     fn literal_segment_beats_param_at_the_same_position() {
-        assert_eq!(
-            router().find(&Method::POST, "/contacts/search"),
-            Match::Found(1, vec![])
-        );
+        assert_eq!(router().find(&Method::POST, "/contacts/search"), Match::Found(1, vec![]));
     }
 
     #[test]
@@ -151,10 +145,7 @@ mod tests {
     #[test]
     fn params_are_bound_by_name() {
         let found = router().find(&Method::GET, "/contacts/abc/notes/n1");
-        assert_eq!(
-            found,
-            Match::Found(4, vec![("contactId".into(), "abc".into()), ("id".into(), "n1".into())])
-        );
+        assert_eq!(found, Match::Found(4, vec![("contactId".into(), "abc".into()), ("id".into(), "n1".into())]));
     }
 
     #[test]
@@ -165,10 +156,7 @@ mod tests {
 
     #[test]
     fn known_path_with_wrong_method_lists_the_allowed_ones() {
-        assert_eq!(
-            router().find(&Method::DELETE, "/contacts/x"),
-            Match::WrongMethod(vec![Method::GET, Method::PUT])
-        );
+        assert_eq!(router().find(&Method::DELETE, "/contacts/x"), Match::WrongMethod(vec![Method::GET, Method::PUT]));
     }
 
     #[test]

@@ -56,27 +56,18 @@ const MAX_DEPTH: usize = 96;
 
 impl Ctx<'_> {
     fn warn(&mut self, pointer: &str, kind: WarningKind, message: impl Into<String>) {
-        self.warnings
-            .push(Warning::new(self.file, pointer, kind, message.into()));
+        self.warnings.push(Warning::new(self.file, pointer, kind, message.into()));
     }
 
     fn convert(&mut self, schema: &Value, pointer: &str, depth: usize) -> Value {
         let Value::Object(src) = schema else {
             if !matches!(schema, Value::Bool(_)) {
-                self.warn(
-                    pointer,
-                    WarningKind::BadSchema,
-                    "schema is not an object; treated as an open schema",
-                );
+                self.warn(pointer, WarningKind::BadSchema, "schema is not an object; treated as an open schema");
             }
             return Value::Object(Map::new());
         };
         if depth > MAX_DEPTH {
-            self.warn(
-                pointer,
-                WarningKind::BadSchema,
-                "schema nested too deeply; cut to an open schema",
-            );
+            self.warn(pointer, WarningKind::BadSchema, "schema nested too deeply; cut to an open schema");
             return Value::Object(Map::new());
         }
         let mut out = Map::new();
@@ -98,31 +89,20 @@ impl Ctx<'_> {
                     }
                     out.insert("properties".into(), Value::Object(converted));
                 }
-                _ => self.warn(
-                    pointer,
-                    WarningKind::BadSchema,
-                    "`properties` is not an object; ignored",
-                ),
+                _ => self.warn(pointer, WarningKind::BadSchema, "`properties` is not an object; ignored"),
             }
         }
         if let Some(required) = src.get("required") {
             match required {
                 Value::Array(names) => {
-                    let kept: Vec<Value> = names
-                        .iter()
-                        .filter(|n| n.as_str().is_some_and(|n| !self.hidden(src, n)))
-                        .cloned()
-                        .collect();
+                    let kept: Vec<Value> =
+                        names.iter().filter(|n| n.as_str().is_some_and(|n| !self.hidden(src, n))).cloned().collect();
                     if !kept.is_empty() {
                         out.insert("required".into(), Value::Array(kept));
                     }
                 }
                 // `required: true` on a property is a common slip; it has no meaning there.
-                _ => self.warn(
-                    pointer,
-                    WarningKind::BadSchema,
-                    "`required` is not a list of names; ignored",
-                ),
+                _ => self.warn(pointer, WarningKind::BadSchema, "`required` is not a list of names; ignored"),
             }
         }
         match src.get("items") {
@@ -158,11 +138,9 @@ impl Ctx<'_> {
                         .collect();
                     out.insert(key.into(), Value::Array(converted));
                 }
-                Some(_) => self.warn(
-                    pointer,
-                    WarningKind::BadSchema,
-                    format!("`{key}` is not a non-empty list; ignored"),
-                ),
+                Some(_) => {
+                    self.warn(pointer, WarningKind::BadSchema, format!("`{key}` is not a non-empty list; ignored"))
+                }
                 None => {}
             }
         }
@@ -183,10 +161,7 @@ impl Ctx<'_> {
             Direction::Request => "readOnly",
             Direction::Response => "writeOnly",
         };
-        src.get("properties")
-            .and_then(|p| p.get(name))
-            .and_then(|p| p.get(flag))
-            == Some(&Value::Bool(true))
+        src.get("properties").and_then(|p| p.get(name)).and_then(|p| p.get(flag)) == Some(&Value::Bool(true))
     }
 
     fn convert_type(&mut self, src: &Map<String, Value>, out: &mut Map<String, Value>, pointer: &str) {
@@ -196,28 +171,17 @@ impl Ctx<'_> {
                 out.insert("type".into(), Value::String(t.clone()));
             }
             Some(Value::String(t)) if t == "any" => {
-                self.warn(
-                    pointer,
-                    WarningKind::BadSchema,
-                    "`type: any` is not OpenAPI; treated as any type",
-                );
+                self.warn(pointer, WarningKind::BadSchema, "`type: any` is not OpenAPI; treated as any type");
             }
             Some(Value::Array(ts)) => {
-                let kept: Vec<Value> = ts
-                    .iter()
-                    .filter(|t| t.as_str().is_some_and(|t| TYPES.contains(&t)))
-                    .cloned()
-                    .collect();
+                let kept: Vec<Value> =
+                    ts.iter().filter(|t| t.as_str().is_some_and(|t| TYPES.contains(&t))).cloned().collect();
                 if !kept.is_empty() {
                     out.insert("type".into(), Value::Array(kept));
                 }
             }
             Some(other) => {
-                self.warn(
-                    pointer,
-                    WarningKind::BadSchema,
-                    format!("unknown type {other}; treated as any type"),
-                );
+                self.warn(pointer, WarningKind::BadSchema, format!("unknown type {other}; treated as any type"));
             }
         }
     }
@@ -266,10 +230,7 @@ fn make_nullable(mut out: Map<String, Value>) -> Value {
     if out.keys().any(|k| k != "example" && k != "default") {
         let example = out.remove("example");
         let mut wrapped = Map::new();
-        wrapped.insert(
-            "anyOf".into(),
-            Value::Array(vec![Value::Object(out), serde_json::json!({"type": "null"})]),
-        );
+        wrapped.insert("anyOf".into(), Value::Array(vec![Value::Object(out), serde_json::json!({"type": "null"})]));
         if let Some(example) = example {
             wrapped.insert("example".into(), example);
         }
@@ -280,10 +241,7 @@ fn make_nullable(mut out: Map<String, Value>) -> Value {
 
 /// A compiled draft 4 validator, formats checked.
 pub fn compile(schema: &Value) -> Result<jsonschema::Validator, String> {
-    jsonschema::draft4::options()
-        .should_validate_formats(true)
-        .build(schema)
-        .map_err(|e| e.to_string())
+    jsonschema::draft4::options().should_validate_formats(true).build(schema).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -307,10 +265,7 @@ mod tests {
 
     #[test]
     fn nullable_enum_gains_null_in_its_values() {
-        let s = conv(
-            json!({"type": "string", "enum": ["a"], "nullable": true}),
-            Direction::Response,
-        );
+        let s = conv(json!({"type": "string", "enum": ["a"], "nullable": true}), Direction::Response);
         let v = compile(&s).unwrap();
         assert!(v.is_valid(&json!(null)));
         assert!(!v.is_valid(&json!("b")));
@@ -318,10 +273,7 @@ mod tests {
 
     #[test]
     fn nullable_composition_without_type_is_wrapped_in_any_of() {
-        let s = conv(
-            json!({"allOf": [{"type": "object", "required": ["a"]}], "nullable": true}),
-            Direction::Response,
-        );
+        let s = conv(json!({"allOf": [{"type": "object", "required": ["a"]}], "nullable": true}), Direction::Response);
         let v = compile(&s).unwrap();
         assert!(v.is_valid(&json!(null)));
         assert!(!v.is_valid(&json!({})));
@@ -341,9 +293,7 @@ mod tests {
     fn write_only_properties_are_not_required_in_answers() {
         let schema = json!({"type": "object", "required": ["secret"],
             "properties": {"secret": {"type": "string", "writeOnly": true}}});
-        assert!(compile(&conv(schema.clone(), Direction::Response))
-            .unwrap()
-            .is_valid(&json!({})));
+        assert!(compile(&conv(schema.clone(), Direction::Response)).unwrap().is_valid(&json!({})));
         assert!(!compile(&conv(schema, Direction::Request)).unwrap().is_valid(&json!({})));
     }
 

@@ -33,23 +33,15 @@ fn refusal(status: u16, message: &str) -> (u16, Value) {
 #[tokio::test]
 async fn row_2_a_missing_authorization_header_is_an_invalid_jwt() {
     let m = start().await;
-    let response = m
-        .http
-        .get(format!("{}{}", m.url, contacts_of(LOC_A)))
-        .header("Version", VERSION)
-        .send()
-        .await
-        .unwrap();
+    let response =
+        m.http.get(format!("{}{}", m.url, contacts_of(LOC_A))).header("Version", VERSION).send().await.unwrap();
     assert_eq!(read(response).await, refusal(401, "Invalid JWT"));
 }
 
 #[tokio::test]
 async fn row_3_a_garbage_or_foreign_jwt_is_an_invalid_jwt() {
     let m = start().await;
-    assert_eq!(
-        m.get(&contacts_of(LOC_A), "not-a-token").await,
-        refusal(401, "Invalid JWT")
-    );
+    assert_eq!(m.get(&contacts_of(LOC_A), "not-a-token").await, refusal(401, "Invalid JWT"));
     let foreign = "eyJhbGciOiJSUzI1NiJ9.eyJhdXRoQ2xhc3MiOiJMb2NhdGlvbiJ9.c2lnbmF0dXJl";
     assert_eq!(m.get(&contacts_of(LOC_A), foreign).await, refusal(401, "Invalid JWT"));
 }
@@ -68,22 +60,14 @@ async fn row_4_an_expired_oauth_access_token_is_refused() {
 async fn row_5_an_unknown_pit_is_an_invalid_private_integration_token() {
     let m = start().await;
     let unknown = "pit-00000000-0000-4000-8000-000000000000";
-    assert_eq!(
-        m.get(&contacts_of(LOC_A), unknown).await,
-        refusal(401, "Invalid Private Integration token")
-    );
+    assert_eq!(m.get(&contacts_of(LOC_A), unknown).await, refusal(401, "Invalid Private Integration token"));
 }
 
 #[tokio::test]
 async fn row_6_a_missing_version_header_is_refused_after_the_token() {
     let m = start().await;
-    let response = m
-        .http
-        .get(format!("{}{}", m.url, contacts_of(LOC_A)))
-        .bearer_auth(m.token(FULL))
-        .send()
-        .await
-        .unwrap();
+    let response =
+        m.http.get(format!("{}{}", m.url, contacts_of(LOC_A))).bearer_auth(m.token(FULL)).send().await.unwrap();
     assert_eq!(read(response).await, refusal(401, "version header was not found."));
 }
 
@@ -97,10 +81,7 @@ async fn row_7_an_unpublished_version_is_invalid_but_any_published_one_works() {
             .header("Version", version)
             .send()
     };
-    assert_eq!(
-        read(call("2020-01-01").await.unwrap()).await,
-        refusal(401, "version header is invalid")
-    );
+    assert_eq!(read(call("2020-01-01").await.unwrap()).await, refusal(401, "version header is invalid"));
     for published in ["2021-04-15", "2021-07-28", "2023-02-21", "v3"] {
         assert_eq!(read(call(published).await.unwrap()).await.0, 200, "Version {published}");
     }
@@ -118,19 +99,13 @@ async fn row_8_a_pit_on_an_access_only_operation_is_refused() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        read(response).await,
-        refusal(401, "This authClass type is not allowed to access this scope.")
-    );
+    assert_eq!(read(response).await, refusal(401, "This authClass type is not allowed to access this scope."));
 }
 
 #[tokio::test]
 async fn row_9_an_agency_token_on_a_location_operation_is_a_user_type_mismatch() {
     let m = start().await;
-    assert_eq!(
-        m.get(&contacts_of(LOC_A), &m.token(AGENCY)).await,
-        refusal(401, "Token's user type mismatch!")
-    );
+    assert_eq!(m.get(&contacts_of(LOC_A), &m.token(AGENCY)).await, refusal(401, "Token's user type mismatch!"));
 }
 
 #[tokio::test]
@@ -156,11 +131,7 @@ async fn row_11_a_token_for_location_a_naming_location_b_is_forbidden() {
         200,
         "an agency reaches its own locations"
     );
-    assert_eq!(
-        m.get(&format!("/locations/{LOC_C}"), &m.token(AGENCY)).await.0,
-        403,
-        "but not another agency's"
-    );
+    assert_eq!(m.get(&format!("/locations/{LOC_C}"), &m.token(AGENCY)).await.0, 403, "but not another agency's");
 }
 
 #[tokio::test]
@@ -178,27 +149,15 @@ async fn rotated_token_works_until_the_grace_window_ends() {
     let m = start().await;
     let id = m.integration_id(FULL);
     let old = m.token(FULL);
-    let (status, body) = m
-        .admin(
-            Method::POST,
-            &format!("/integrations/{id}/rotate"),
-            Some(json!({"expire": "later"})),
-        )
-        .await;
+    let (status, body) =
+        m.admin(Method::POST, &format!("/integrations/{id}/rotate"), Some(json!({"expire": "later"}))).await;
     assert_eq!(status, 200, "{body}");
     let new = body["token"].as_str().unwrap().to_string();
     assert_ne!(new, old);
     m.mock.clock.advance_ms((6 * 24 + 23) * 3_600_000);
-    assert_eq!(
-        (pit_status(&m, &old).await, pit_status(&m, &new).await),
-        (200, 200),
-        "both work at +6d23h"
-    );
+    assert_eq!((pit_status(&m, &old).await, pit_status(&m, &new).await), (200, 200), "both work at +6d23h");
     m.mock.clock.advance_ms(3_600_000 + 1_000);
-    assert_eq!(
-        m.get(&contacts_of(LOC_A), &old).await,
-        refusal(401, "Invalid Private Integration token")
-    );
+    assert_eq!(m.get(&contacts_of(LOC_A), &old).await, refusal(401, "Invalid Private Integration token"));
     assert_eq!(pit_status(&m, &new).await, 200, "the new one works at +7d+1s");
 }
 
@@ -209,9 +168,7 @@ async fn cancelling_a_rotation_keeps_the_old_token_and_withdraws_the_new_one() {
     let old = m.token(FULL);
     let (_, body) = m.admin(Method::POST, &format!("/integrations/{id}/rotate"), None).await;
     let new = body["token"].as_str().unwrap().to_string();
-    let (status, _) = m
-        .admin(Method::POST, &format!("/integrations/{id}/cancel-rotation"), None)
-        .await;
+    let (status, _) = m.admin(Method::POST, &format!("/integrations/{id}/cancel-rotation"), None).await;
     assert_eq!(status, 200);
     assert_eq!(pit_status(&m, &new).await, 401);
     m.mock.clock.advance_ms(30 * 86_400_000);
@@ -225,12 +182,7 @@ async fn expire_now_stops_the_old_token_at_once() {
     let old = m.token(FULL);
     let (_, body) = m.admin(Method::POST, &format!("/integrations/{id}/rotate"), None).await;
     let new = body["token"].as_str().unwrap().to_string();
-    assert_eq!(
-        m.admin(Method::POST, &format!("/integrations/{id}/expire-now"), None)
-            .await
-            .0,
-        200
-    );
+    assert_eq!(m.admin(Method::POST, &format!("/integrations/{id}/expire-now"), None).await.0, 200);
     assert_eq!((pit_status(&m, &old).await, pit_status(&m, &new).await), (401, 200));
 }
 
@@ -239,13 +191,7 @@ async fn rotate_and_expire_now_stops_the_old_token_at_once() {
     let m = start().await;
     let id = m.integration_id(FULL);
     let old = m.token(FULL);
-    let (_, body) = m
-        .admin(
-            Method::POST,
-            &format!("/integrations/{id}/rotate"),
-            Some(json!({"expire": "now"})),
-        )
-        .await;
+    let (_, body) = m.admin(Method::POST, &format!("/integrations/{id}/rotate"), Some(json!({"expire": "now"}))).await;
     let new = body["token"].as_str().unwrap().to_string();
     assert_eq!((pit_status(&m, &old).await, pit_status(&m, &new).await), (401, 200));
 }
@@ -256,14 +202,8 @@ async fn a_deleted_integration_gets_401_on_the_very_next_request() {
     let id = m.integration_id(FULL);
     let token = m.token(FULL);
     assert_eq!(pit_status(&m, &token).await, 200);
-    assert_eq!(
-        m.admin(Method::DELETE, &format!("/integrations/{id}"), None).await.0,
-        200
-    );
-    assert_eq!(
-        m.get(&contacts_of(LOC_A), &token).await,
-        refusal(401, "Invalid Private Integration token")
-    );
+    assert_eq!(m.admin(Method::DELETE, &format!("/integrations/{id}"), None).await.0, 200);
+    assert_eq!(m.get(&contacts_of(LOC_A), &token).await, refusal(401, "Invalid Private Integration token"));
 }
 
 #[tokio::test]
@@ -272,20 +212,12 @@ async fn a_scope_edit_changes_the_next_answer_without_changing_the_token() {
     let id = m.integration_id(LOW);
     let token = m.token(LOW);
     assert_eq!(pit_status(&m, &token).await, 401);
-    let (status, body) = m
-        .admin(
-            Method::PATCH,
-            &format!("/integrations/{id}"),
-            Some(json!({"scopes": ["contacts.readonly"]})),
-        )
-        .await;
+    let (status, body) =
+        m.admin(Method::PATCH, &format!("/integrations/{id}"), Some(json!({"scopes": ["contacts.readonly"]}))).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(pit_status(&m, &token).await, 200);
     let (_, listed) = m.admin(Method::GET, &format!("/integrations/{id}"), None).await;
-    assert_eq!(
-        listed["integration"]["token_fingerprint"],
-        ghl_mock::auth::secret::fingerprint(&token)
-    );
+    assert_eq!(listed["integration"]["token_fingerprint"], ghl_mock::auth::secret::fingerprint(&token));
 }
 
 /// Runs the OAuth install flow through the control plane and the token endpoint.
@@ -347,12 +279,7 @@ async fn oauth_code_to_tokens_to_expiry_to_refresh_and_refresh_reuse_is_an_inval
     let old_refresh = tokens["refresh_token"].as_str().unwrap();
     let (status, renewed) = refresh(&m, old_refresh).await;
     assert_eq!(status, 200, "{renewed}");
-    assert_eq!(
-        m.get(&contacts_of(LOC_A), renewed["access_token"].as_str().unwrap())
-            .await
-            .0,
-        200
-    );
+    assert_eq!(m.get(&contacts_of(LOC_A), renewed["access_token"].as_str().unwrap()).await.0, 200);
     let (status, reused) = refresh(&m, old_refresh).await;
     assert_eq!((status, reused["error"].clone()), (400, json!("invalid_grant")));
 }
@@ -375,11 +302,7 @@ async fn an_agency_oauth_token_mints_location_tokens_for_its_own_locations_only(
     let location_token = minted["access_token"].as_str().unwrap();
     assert_eq!(m.get(&contacts_of(LOC_B), location_token).await.0, 200);
     assert_eq!(m.get(&contacts_of(LOC_A), location_token).await.0, 403);
-    assert_eq!(
-        read(mint(LOC_C).await.unwrap()).await.0,
-        403,
-        "another agency's location"
-    );
+    assert_eq!(read(mint(LOC_C).await.unwrap()).await.0, 403, "another agency's location");
 }
 
 #[tokio::test]
@@ -387,13 +310,7 @@ async fn control_plane_refuses_bad_input_with_a_clear_message_and_changes_nothin
     let m = start().await;
     let before = m.admin(Method::GET, "/integrations", None).await.1;
     let cases: Vec<(Method, String, Option<Value>, u16, &str)> = vec![
-        (
-            Method::POST,
-            "/integrations/nope/rotate".into(),
-            None,
-            404,
-            "no private integration with id 'nope'",
-        ),
+        (Method::POST, "/integrations/nope/rotate".into(), None, 404, "no private integration with id 'nope'"),
         (
             Method::POST,
             "/integrations".into(),
@@ -408,20 +325,8 @@ async fn control_plane_refuses_bad_input_with_a_clear_message_and_changes_nothin
             400,
             "no location with id 'nowhere'",
         ),
-        (
-            Method::POST,
-            "/clock/advance".into(),
-            Some(json!({"by": "-5s"})),
-            400,
-            "negative",
-        ),
-        (
-            Method::POST,
-            "/clock/advance".into(),
-            Some(json!({"by": "5w"})),
-            400,
-            "unknown unit",
-        ),
+        (Method::POST, "/clock/advance".into(), Some(json!({"by": "-5s"})), 400, "negative"),
+        (Method::POST, "/clock/advance".into(), Some(json!({"by": "5w"})), 400, "unknown unit"),
         (
             Method::POST,
             format!("/integrations/{}/cancel-rotation", m.integration_id(FULL)),
@@ -433,10 +338,7 @@ async fn control_plane_refuses_bad_input_with_a_clear_message_and_changes_nothin
     for (method, path, body, status, needle) in cases {
         let (got, answer) = m.admin(method.clone(), &path, body).await;
         assert_eq!(got, status, "{method} {path}: {answer}");
-        assert!(
-            answer["message"].as_str().unwrap_or("").contains(needle),
-            "{method} {path}: {answer}"
-        );
+        assert!(answer["message"].as_str().unwrap_or("").contains(needle), "{method} {path}: {answer}");
     }
     let malformed = m
         .http
@@ -448,15 +350,8 @@ async fn control_plane_refuses_bad_input_with_a_clear_message_and_changes_nothin
         .unwrap();
     let (status, answer) = read(malformed).await;
     assert_eq!(status, 400);
-    assert!(
-        answer["message"].as_str().unwrap().starts_with("invalid JSON body"),
-        "{answer}"
-    );
-    assert_eq!(
-        m.admin(Method::GET, "/integrations", None).await.1,
-        before,
-        "nothing changed"
-    );
+    assert!(answer["message"].as_str().unwrap().starts_with("invalid JSON body"), "{answer}");
+    assert_eq!(m.admin(Method::GET, "/integrations", None).await.1, before, "nothing changed");
     let clock = m.admin(Method::GET, "/clock", None).await.1;
     assert_eq!(clock["now_ms"], 1_767_225_600_000i64, "the clock did not move");
 }

@@ -1,7 +1,6 @@
 //! The whole official surface: every operation of the shared corpus is
 //! routable and answers, and every 2xx body validates against its schema.
 
-use ghl_mock::respond::generate::Generator;
 use ghl_mock::spec::{self, Operation, ParamIn, Source};
 use serde_json::Value;
 
@@ -33,11 +32,7 @@ fn operations_in_files(dir: &std::path::Path) -> usize {
 
 /// Which fixture token a request for `op` should carry, if a PIT can call it.
 fn token_for(op: &Operation) -> Option<&'static str> {
-    let schemes: Vec<&str> = op
-        .security
-        .iter()
-        .flat_map(|r| r.iter().map(|(s, _)| s.as_str()))
-        .collect();
+    let schemes: Vec<&str> = op.security.iter().flat_map(|r| r.iter().map(|(s, _)| s.as_str())).collect();
     if schemes.iter().any(|s| matches!(*s, "bearer" | "Location-Access")) {
         Some(ALL_SCOPES_LOCATION)
     } else if schemes.contains(&"Agency-Access") {
@@ -47,32 +42,11 @@ fn token_for(op: &Operation) -> Option<&'static str> {
     }
 }
 
-fn fill(name: &str, schema: &Value, seed: u64) -> String {
-    match name {
-        "locationId" | "location_id" | "altId" => LOC_A.to_string(),
-        "altType" => "location".to_string(),
-        "companyId" => COMPANY.to_string(),
-        _ => match Generator::new(seed, true).value(schema) {
-            Value::String(s) => s,
-            Value::Array(items) => items
-                .first()
-                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
-                .unwrap_or_default(),
-            other => other.to_string(),
-        },
-    }
-}
-
 fn request_body(op: &Operation, seed: u64) -> Option<Value> {
-    let schema = op.body.as_ref()?.schema.as_ref()?;
-    let mut body = Generator::new(seed, true).value(schema);
+    let spec_body = op.body.as_ref()?;
+    let mut body = valid(spec_body.schema.as_ref()?, spec_body.validator.as_deref(), seed);
     if let Some(map) = body.as_object_mut() {
-        for (key, value) in [
-            ("locationId", LOC_A),
-            ("altId", LOC_A),
-            ("altType", "location"),
-            ("companyId", COMPANY),
-        ] {
+        for (key, value) in [("locationId", LOC_A), ("altId", LOC_A), ("altType", "location"), ("companyId", COMPANY)] {
             if map.contains_key(key) {
                 map.insert(key.to_string(), Value::from(value));
             }
@@ -85,16 +59,12 @@ fn request_body(op: &Operation, seed: u64) -> Option<Value> {
 async fn every_operation_of_the_official_corpus_is_routed_and_answers_with_a_valid_body() {
     let Some(dir) = corpus_dir() else { return };
     let set = spec::load(Source::Dir(dir.clone()), 1).expect("corpus loads");
-    assert_eq!(
-        set.operations.len(),
-        operations_in_files(&dir),
-        "every operation in the files is in the table"
-    );
+    assert_eq!(set.operations.len(), operations_in_files(&dir), "every operation in the files is in the table");
     let all_scopes: Vec<String> = set.scopes().into_iter().map(|s| format!("\"{s}\"")).collect();
     let scopes = all_scopes.join(", ");
     let mock = TestMock::start(
         set,
-        fixture(&format!(
+        unlimited_fixture(&format!(
             "  - {{name: {ALL_SCOPES_LOCATION}, owner: {{location: {LOC_A}}}, scopes: [{scopes}]}}\n  - {{name: {ALL_SCOPES_AGENCY}, owner: {{company: {COMPANY}}}, scopes: [{scopes}]}}"
         )),
     )
@@ -106,13 +76,13 @@ async fn every_operation_of_the_official_corpus_is_routed_and_answers_with_a_val
         let seed = i as u64;
         let mut path = op.path.clone();
         for p in op.params.iter().filter(|p| p.location == ParamIn::Path) {
-            path = path.replace(&format!("{{{}}}", p.name), &fill(&p.name, &p.schema, seed));
+            path = path.replace(&format!("{{{}}}", p.name), &fill(p, seed));
         }
         let query: Vec<(String, String)> = op
             .params
             .iter()
             .filter(|p| p.location == ParamIn::Query && p.required)
-            .map(|p| (p.name.clone(), fill(&p.name, &p.schema, seed)))
+            .map(|p| (p.name.clone(), fill(p, seed)))
             .collect();
         let mut request = mock
             .http
@@ -141,23 +111,14 @@ async fn every_operation_of_the_official_corpus_is_routed_and_answers_with_a_val
             }
             if let Some(validator) = &op.success.validator {
                 if let Some(error) = validator.iter_errors(&body).next() {
-                    problems.push(format!(
-                        "{label}: body does not match its schema: {error} at {}",
-                        error.instance_path()
-                    ));
+                    problems
+                        .push(format!("{label}: body does not match its schema: {error} at {}", error.instance_path()));
                 }
             }
         } else if token.is_some() {
-            problems.push(format!(
-                "{label}: a request with a fitting token answered {status} {body}"
-            ));
+            problems.push(format!("{label}: a request with a fitting token answered {status} {body}"));
         }
     }
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
     assert_eq!(succeeded, pit_callable, "every operation a PIT may call answered 2xx");
 }

@@ -26,10 +26,7 @@ fn expected(op: &Operation, scopes: &BTreeSet<String>) -> Result<(), &'static st
                 _ => None,
             }
             .or_else(|| {
-                needed
-                    .iter()
-                    .any(|s| !scopes.contains(s))
-                    .then_some((3, "The token is not authorized for this scope."))
+                needed.iter().any(|s| !scopes.contains(s)).then_some((3, "The token is not authorized for this scope."))
             });
             if f.is_some() {
                 failure = f;
@@ -52,22 +49,13 @@ fn expected(op: &Operation, scopes: &BTreeSet<String>) -> Result<(), &'static st
 fn path_of(op: &Operation) -> String {
     let mut path = op.path.clone();
     for p in op.params.iter().filter(|p| p.location == ParamIn::Path) {
-        let value = if p.name == "locationId" {
-            LOC_A.to_string()
-        } else {
-            "abcdefghij0123456789".to_string()
-        };
-        path = path.replace(&format!("{{{}}}", p.name), &value);
+        path = path.replace(&format!("{{{}}}", p.name), &fill(p, 7));
     }
     let query: Vec<String> = op
         .params
         .iter()
         .filter(|p| p.location == ParamIn::Query && p.required)
-        .map(|p| match p.name.as_str() {
-            "locationId" | "location_id" | "altId" => format!("{}={LOC_A}", p.name),
-            "altType" => "altType=location".into(),
-            other => format!("{other}=x"),
-        })
+        .map(|p| format!("{}={}", p.name, form_escape(&fill(p, 7))))
         .collect();
     if query.is_empty() {
         path
@@ -76,24 +64,29 @@ fn path_of(op: &Operation) -> String {
     }
 }
 
+fn form_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 #[test]
 fn a_pit_is_admitted_exactly_when_its_kind_and_scopes_satisfy_the_operation() {
     let Some(dir) = corpus_dir() else { return };
     let set = spec::load(Source::Dir(dir), 1).expect("corpus loads");
     let all_scopes: Vec<String> = set.scopes().into_iter().map(str::to_string).collect();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let m = runtime.block_on(TestMock::start(set, fixture("  []")));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let m = runtime.block_on(TestMock::start(set, unlimited_fixture("  []")));
     let secured: Vec<usize> = (0..m.mock.spec.operations.len())
         .filter(|i| !m.mock.spec.operations[*i].security.is_empty() && m.mock.spec.operations[*i].body.is_none())
         .collect();
-    let config = ProptestConfig {
-        cases: 96,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    };
+    let config = ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() };
     proptest!(config, |(op_pick in 0..secured.len(), scope_bits in proptest::collection::vec(any::<bool>(), all_scopes.len()), bias in 0u8..3)| {
         let op = &m.mock.spec.operations[secured[op_pick]];
         // Bias one case in three towards holding the operation's own scopes, so both outcomes are common.

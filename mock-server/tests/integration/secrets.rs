@@ -46,11 +46,7 @@ fn start_binary(fixture_path: &std::path::Path) -> Server {
     }
     assert!(!url.is_empty(), "the server announced its URL: {first_lines:?}");
     child.stdout = Some(reader.into_inner());
-    Server {
-        child,
-        url,
-        first_lines,
-    }
+    Server { child, url, first_lines }
 }
 
 #[tokio::test]
@@ -85,10 +81,7 @@ async fn no_full_token_appears_in_the_logs_of_a_full_run() {
         async move { read(r.send().await.unwrap()).await.1 }
     };
     let get = |token: String| {
-        let r = http
-            .get(format!("{url}/contacts/?locationId={LOC_A}"))
-            .bearer_auth(token)
-            .header("Version", VERSION);
+        let r = http.get(format!("{url}/contacts/?locationId={LOC_A}")).bearer_auth(token).header("Version", VERSION);
         async move { read(r.send().await.unwrap()).await.0 }
     };
 
@@ -101,27 +94,15 @@ async fn no_full_token_appears_in_the_logs_of_a_full_run() {
     assert_eq!(get(secrets[1].clone()).await, 200);
     admin(Method::POST, "/clock/advance", Some(json!({"by": "8d"}))).await;
     assert_eq!(get(announced.clone()).await, 401);
-    let created = admin(
-        Method::POST,
-        "/integrations",
-        Some(json!({"name": "Extra", "owner": {"location": LOC_A}})),
-    )
-    .await;
+    let created =
+        admin(Method::POST, "/integrations", Some(json!({"name": "Extra", "owner": {"location": LOC_A}}))).await;
     secrets.push(created["token"].as_str().unwrap().to_string());
     assert_eq!(get(secrets[2].clone()).await, 401, "no scopes");
-    admin(
-        Method::DELETE,
-        &format!("/integrations/{}", created["integration"]["id"].as_str().unwrap()),
-        None,
-    )
-    .await;
+    admin(Method::DELETE, &format!("/integrations/{}", created["integration"]["id"].as_str().unwrap()), None).await;
     assert_eq!(get(secrets[2].clone()).await, 401);
-    let code = admin(
-        Method::POST,
-        "/oauth/codes",
-        Some(json!({"client_id": "test-client", "owner": {"location": LOC_A}})),
-    )
-    .await;
+    let code =
+        admin(Method::POST, "/oauth/codes", Some(json!({"client_id": "test-client", "owner": {"location": LOC_A}})))
+            .await;
     let response = http
         .post(format!("{url}/oauth/token"))
         .form(&[
@@ -145,13 +126,7 @@ async fn no_full_token_appears_in_the_logs_of_a_full_run() {
     let mut logs = String::new();
     server.child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
     let mut rest_of_stdout = String::new();
-    server
-        .child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut rest_of_stdout)
-        .unwrap();
+    server.child.stdout.take().unwrap().read_to_string(&mut rest_of_stdout).unwrap();
     let _ = server.child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 
@@ -159,18 +134,11 @@ async fn no_full_token_appears_in_the_logs_of_a_full_run() {
     assert!(logs.contains("pit:"), "tokens are named by fingerprint:\n{logs}");
     for secret in &secrets {
         assert!(!logs.contains(secret.as_str()), "a full secret appears in the logs");
-        assert!(
-            !rest_of_stdout.contains(secret.as_str()),
-            "a secret appears on stdout after the banner"
-        );
+        assert!(!rest_of_stdout.contains(secret.as_str()), "a secret appears on stdout after the banner");
         if let Some(random) = secret.strip_prefix("pit-") {
             assert!(!logs.contains(random), "the random part of a PIT appears in the logs");
         }
     }
     let banner = server.first_lines.concat();
-    assert_eq!(
-        banner.matches("pit-").count(),
-        1,
-        "the banner shows exactly the one minted PIT: {banner}"
-    );
+    assert_eq!(banner.matches("pit-").count(), 1, "the banner shows exactly the one minted PIT: {banner}");
 }

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ghl_mock::respond::generate_valid;
+use ghl_mock::spec::Param;
 use ghl_mock::{spec, Clock, Config, Fixture, IssuedToken, Mock, Source, SpecSet};
 use serde_json::Value;
 
@@ -17,15 +19,8 @@ pub fn corpus_dir() -> Option<PathBuf> {
         return Some(dir);
     }
     let required = std::env::var("GHL_REQUIRE_SHARED").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "GHL_REQUIRE_SHARED=1 but the shared corpus is missing at {}",
-        dir.display()
-    );
-    eprintln!(
-        "\n!!! SKIPPED: the shared spec corpus is not at {} — this test did not run !!!\n",
-        dir.display()
-    );
+    assert!(!required, "GHL_REQUIRE_SHARED=1 but the shared corpus is missing at {}", dir.display());
+    eprintln!("\n!!! SKIPPED: the shared spec corpus is not at {} — this test did not run !!!\n", dir.display());
     None
 }
 
@@ -40,13 +35,23 @@ pub const OTHER_COMPANY: &str = "otherCompany00000001";
 pub const LOC_C: &str = "testLocationC0000003";
 
 /// A fixture with two companies, three locations and the given integrations
-/// (YAML list items under `private_integrations:`).
+/// (YAML list items under `private_integrations:`); the first company is a
+/// sandbox with sandbox limits.
 pub fn fixture(integrations_yaml: &str) -> Fixture {
+    fixture_with(integrations_yaml, "")
+}
+
+/// The same world with limits too high to reach, for tests of everything else.
+pub fn unlimited_fixture(integrations_yaml: &str) -> Fixture {
+    fixture_with(integrations_yaml, "\n    rate_limits: {burst: 1000000, window_ms: 10000, daily: 100000000}")
+}
+
+fn fixture_with(integrations_yaml: &str, company_extra: &str) -> Fixture {
     let text = format!(
         r#"
 companies:
   - id: {COMPANY}
-    environment: sandbox
+    environment: sandbox{company_extra}
     locations: [{{id: {LOC_A}}}, {{id: {LOC_B}}}]
   - id: {OTHER_COMPANY}
     environment: production
@@ -87,30 +92,16 @@ impl TestMock {
             })
             .await;
         });
-        Self {
-            url,
-            mock: started.mock,
-            tokens: started.tokens,
-            http: reqwest::Client::new(),
-            _shutdown: tx,
-        }
+        Self { url, mock: started.mock, tokens: started.tokens, http: reqwest::Client::new(), _shutdown: tx }
     }
 
     /// The token the fixture issued for the integration named `name`.
     pub fn token(&self, name: &str) -> String {
-        self.tokens
-            .iter()
-            .find(|t| t.name == name)
-            .map(|t| t.token.clone())
-            .expect("token in fixture")
+        self.tokens.iter().find(|t| t.name == name).map(|t| t.token.clone()).expect("token in fixture")
     }
 
     pub fn integration_id(&self, name: &str) -> String {
-        self.tokens
-            .iter()
-            .find(|t| t.name == name)
-            .map(|t| t.integration_id.clone())
-            .expect("integration in fixture")
+        self.tokens.iter().find(|t| t.name == name).map(|t| t.integration_id.clone()).expect("integration in fixture")
     }
 
     /// A GET with a bearer token and the usual `Version`.
@@ -138,10 +129,29 @@ impl TestMock {
 pub async fn read(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let bytes = response.bytes().await.expect("body");
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-    };
+    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
     (status, body)
+}
+
+/// A value for a parameter that its schema accepts, with the fixture's ids
+/// where the parameter names a location or company.
+pub fn fill(param: &Param, seed: u64) -> String {
+    match param.name.as_str() {
+        "locationId" | "location_id" | "altId" => LOC_A.to_string(),
+        "altType" => "location".to_string(),
+        "companyId" => COMPANY.to_string(),
+        _ => match valid(&param.schema, param.validator.as_deref(), seed) {
+            Value::String(s) => s,
+            Value::Array(items) => items
+                .first()
+                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                .unwrap_or_default(),
+            other => other.to_string(),
+        },
+    }
+}
+
+/// A value the schema accepts (or the generator's best try).
+pub fn valid(schema: &Value, validator: Option<&jsonschema::Validator>, seed: u64) -> Value {
+    generate_valid(schema, validator, seed).unwrap_or_else(|(closest, _)| closest)
 }

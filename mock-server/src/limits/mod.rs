@@ -1,0 +1,337 @@
+//! Rate limits: per-resource counters, the `X-RateLimit-*` header values, and
+//! injected limits for client tests.
+//!
+//! Pure logic: no HTTP and no clock. The pipeline decides which [`RateKey`] a
+//! request is counted against and which [`Profile`] applies (from the
+//! environment of the location or company), passes the time in as `now_ms`,
+//! and turns a [`Decision`] into headers or a 429.
+//!
+//! A [`Limiter`] keeps one counter per key: the times of the requests in the
+//! burst window (at most `burst` of them) and a count for the day. The
+//! counters live in sharded maps, each behind its own `Mutex`, so a decision
+//! is exact under concurrency (200 simultaneous requests against a burst of 25
+//! admit exactly 25) without one lock for every location.
+//!
+//! Why not the `governor` crate: it implements GCRA, which refills capacity
+//! continuously (one slot every `window / burst`) and can only report
+//! "remaining burst capacity" in those terms. HighLevel counts requests in a
+//! window and its `X-RateLimit-Remaining` header shows how many are left in
+//! it; a client that sent 25 requests in one second must see 0 for the rest of
+//! the ten seconds, not a slot back every 400 ms. Nor does governor have a
+//! daily quota, or a way to set a key's state for a test.
+
+mod counter;
+mod inject;
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::world::Environment;
+use counter::{Counter, DAY_MS};
+pub use inject::{ActiveInjection, Injection, Target};
+
+/// Burst and daily limits of one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Requests admitted per window.
+    pub burst: u32,
+    pub window_ms: u64,
+    /// Requests admitted per day.
+    pub daily: u32,
+}
+
+impl Profile {
+    pub const SANDBOX: Profile = Profile { burst: 25, window_ms: 10_000, daily: 10_000 };
+    pub const PRODUCTION: Profile = Profile { burst: 100, window_ms: 10_000, daily: 200_000 };
+
+    pub fn for_environment(environment: Environment) -> Profile {
+        match environment {
+            Environment::Sandbox => Profile::SANDBOX,
+            Environment::Production => Profile::PRODUCTION,
+        }
+    }
+}
+
+/// How the burst window moves. HighLevel does not document it [guess: rolling].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowKind {
+    /// A request counts for `window_ms` after it was made.
+    #[default]
+    Rolling,
+    /// Windows start at multiples of `window_ms` since the epoch; all slots free at once.
+    Fixed,
+}
+
+/// Fidelity settings of the limiter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "snake_case")]
+pub struct Settings {
+    pub window: WindowKind,
+    /// The daily count resets at 00:00 at this offset from UTC, on the mock's clock [guess: 0].
+    pub day_reset_utc_offset_minutes: i32,
+    /// A request answered 429 consumes burst and daily quota too [guess: no].
+    /// Injected refusals never do.
+    pub count_refused: bool,
+    /// Off: requests are still counted and the headers still sent, but the
+    /// counters never refuse. Injected rules still apply: a test asked for them.
+    pub enabled: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { window: WindowKind::Rolling, day_reset_utc_offset_minutes: 0, count_refused: false, enabled: true }
+    }
+}
+
+impl Settings {
+    fn offset_ms(&self) -> i64 {
+        i64::from(self.day_reset_utc_offset_minutes) * 60_000
+    }
+
+    /// The day `now_ms` falls in, counted from the epoch on the shifted clock.
+    fn day_of(&self, now_ms: i64) -> i64 {
+        now_ms.saturating_add(self.offset_ms()).div_euclid(DAY_MS)
+    }
+
+    /// Milliseconds from `now_ms` until the next day starts.
+    fn until_next_day_ms(&self, now_ms: i64) -> i64 {
+        DAY_MS - now_ms.saturating_add(self.offset_ms()).rem_euclid(DAY_MS)
+    }
+}
+
+/// What a request is counted against: a location's or company's PIT traffic
+/// (shared by all PITs of it), or an OAuth app's traffic for a location or company.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RateKey {
+    /// The id of a location or company.
+    Resource(String),
+    App {
+        client_id: String,
+        resource: String,
+    },
+}
+
+impl RateKey {
+    /// The location or company id the traffic is for.
+    pub fn resource(&self) -> &str {
+        match self {
+            RateKey::Resource(resource) | RateKey::App { resource, .. } => resource,
+        }
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    Burst,
+    Daily,
+    Injected,
+}
+
+/// The values of the `X-RateLimit-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RateHeaders {
+    pub limit_daily: u32,
+    pub daily_remaining: u32,
+    pub interval_ms: u64,
+    pub max: u32,
+    pub remaining: u32,
+}
+
+impl RateHeaders {
+    /// Header names as HighLevel sends them, with their values.
+    pub fn pairs(&self) -> [(&'static str, String); 5] {
+        [
+            ("X-RateLimit-Limit-Daily", self.limit_daily.to_string()),
+            ("X-RateLimit-Daily-Remaining", self.daily_remaining.to_string()),
+            ("X-RateLimit-Interval-Milliseconds", self.interval_ms.to_string()),
+            ("X-RateLimit-Max", self.max.to_string()),
+            ("X-RateLimit-Remaining", self.remaining.to_string()),
+        ]
+    }
+}
+
+/// The outcome of one counted request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The true counters after this request (an injected refusal shows them untouched).
+    pub headers: RateHeaders,
+    /// Seconds until a burst slot frees, or until the day resets when the
+    /// daily quota is the cause, rounded up, at least 1; for an injected
+    /// refusal, the window length. 0 when allowed.
+    pub retry_after_secs: u64,
+    pub reason: Option<Refusal>,
+}
+
+/// Whole seconds covering `ms`, at least 1.
+fn ceil_secs(ms: i64) -> u64 {
+    u64::try_from(ms.max(1)).unwrap_or(1).div_ceil(1000)
+}
+
+const SHARDS: usize = 16;
+/// `check` sweeps idle counters once every this many requests.
+const SWEEP_EVERY: u64 = 1024;
+
+/// Counters of every rate key, and the injected rules. `Send + Sync`; share it by reference or `Arc`.
+#[derive(Debug)]
+pub struct Limiter {
+    settings: Settings,
+    shards: Vec<Mutex<HashMap<RateKey, Counter>>>,
+    hasher: RandomState,
+    injections: Mutex<inject::Injections>,
+    checks: AtomicU64,
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Self::new(Settings::default())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Limiter {
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            injections: Mutex::new(inject::Injections::default()),
+            checks: AtomicU64::new(0),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn shard(&self, key: &RateKey) -> MutexGuard<'_, HashMap<RateKey, Counter>> {
+        // The remainder is below SHARDS, so the cast back cannot truncate.
+        let i = (self.hasher.hash_one(key) % SHARDS as u64) as usize;
+        lock(&self.shards[i])
+    }
+
+    /// Runs `f` on the key's counter, brought up to `now_ms`, creating it if needed.
+    fn with_counter<T>(&self, key: &RateKey, profile: Profile, now_ms: i64, f: impl FnOnce(&mut Counter) -> T) -> T {
+        let mut shard = self.shard(key);
+        let counter = shard.entry(key.clone()).or_default();
+        counter.advance(profile, &self.settings, now_ms);
+        f(counter)
+    }
+
+    /// Counts one request of `key` at `now_ms` under `profile` and decides.
+    /// `token_fingerprint` and `path` are matched by injected rules only.
+    pub fn check(&self, key: &RateKey, profile: Profile, token_fingerprint: &str, path: &str, now_ms: i64) -> Decision {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.sweep(now_ms);
+        }
+        let injected = lock(&self.injections).take(key, token_fingerprint, path);
+        let settings = &self.settings;
+        self.with_counter(key, profile, now_ms, |counter| {
+            if injected {
+                return Decision {
+                    allowed: false,
+                    headers: counter.headers(profile),
+                    retry_after_secs: ceil_secs(i64::try_from(profile.window_ms).unwrap_or(i64::MAX)),
+                    reason: Some(Refusal::Injected),
+                };
+            }
+            let reason = if counter.day_count() >= profile.daily {
+                Some(Refusal::Daily)
+            } else if counter.in_window() >= usize::try_from(profile.burst).unwrap_or(usize::MAX) {
+                Some(Refusal::Burst)
+            } else {
+                None
+            };
+            let reason = reason.filter(|_| settings.enabled);
+            if reason.is_none() || settings.count_refused {
+                counter.record(profile, now_ms);
+            }
+            // Measured after recording: with `count_refused` this refusal itself
+            // pushes the next free slot back.
+            let retry_after_secs = match reason {
+                None | Some(Refusal::Injected) => 0,
+                Some(Refusal::Daily) => ceil_secs(settings.until_next_day_ms(now_ms)),
+                Some(Refusal::Burst) => ceil_secs(counter.burst_retry_ms(profile, settings.window, now_ms)),
+            };
+            Decision { allowed: reason.is_none(), headers: counter.headers(profile), retry_after_secs, reason }
+        })
+    }
+
+    /// The header values of `key` at `now_ms`, without counting a request.
+    pub fn peek(&self, key: &RateKey, profile: Profile, now_ms: i64) -> RateHeaders {
+        let mut shard = self.shard(key);
+        match shard.get_mut(key) {
+            Some(counter) => {
+                counter.advance(profile, &self.settings, now_ms);
+                counter.headers(profile)
+            }
+            // Peeking must not make the map grow.
+            None => Counter::default().headers(profile),
+        }
+    }
+
+    /// Adds a rule refusing the next `count` matching requests; returns its id.
+    /// Rules are spent oldest first, one per refused request. A rule with a
+    /// count of 0 is not kept.
+    pub fn inject(&self, rule: Injection) -> u64 {
+        lock(&self.injections).add(rule)
+    }
+
+    /// Injected rules still waiting for requests, oldest first.
+    pub fn injections(&self) -> Vec<ActiveInjection> {
+        lock(&self.injections).list()
+    }
+
+    /// Withdraws an injected rule; false when no rule has that id (any more).
+    pub fn remove_injection(&self, id: u64) -> bool {
+        lock(&self.injections).remove(id)
+    }
+
+    /// The daily quota of `key` is used up from `now_ms` until the next day.
+    pub fn exhaust_daily(&self, key: &RateKey, profile: Profile, now_ms: i64) {
+        self.with_counter(key, profile, now_ms, |c| c.exhaust_daily(profile, now_ms));
+    }
+
+    /// `X-RateLimit-Remaining` of `key` becomes `remaining` (at most the
+    /// burst): the window holds `burst - remaining` requests made at `now_ms`,
+    /// which leave it one window later.
+    pub fn set_burst_remaining(&self, key: &RateKey, profile: Profile, remaining: u32, now_ms: i64) {
+        self.with_counter(key, profile, now_ms, |c| c.set_burst_remaining(profile, remaining, now_ms));
+    }
+
+    /// Forgets all counters and injected rules.
+    pub fn clear(&self) {
+        for shard in &self.shards {
+            lock(shard).clear();
+        }
+        lock(&self.injections).clear();
+    }
+
+    /// Drops counters idle for longer than a day and a window: nothing they
+    /// hold can change an answer any more. `check` calls it every
+    /// 1024 requests; callers may call it more often.
+    pub fn sweep(&self, now_ms: i64) {
+        for shard in &self.shards {
+            lock(shard).retain(|_, counter| !counter.is_idle(now_ms));
+        }
+    }
+
+    /// How many rate keys (a resource, or an app for a resource) have a counter.
+    pub fn resources(&self) -> usize {
+        self.shards.iter().map(|shard| lock(shard).len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests;
