@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use crate::auth::secret;
 use crate::error::ApiError;
 use crate::fixture::{check_scopes, IssuedToken};
+use crate::limits::{Injection, Profile, RateKey, Target};
 use crate::world::{Owner, WorldError};
 use crate::Mock;
 
@@ -66,6 +67,11 @@ pub fn routes(mock: Shared) -> Router<Shared> {
         .route("/clock/advance", post(advance_clock))
         .route("/oauth/apps", get(list_apps).post(create_app))
         .route("/oauth/codes", post(issue_code))
+        .route("/limits/injections", get(list_injections).post(inject))
+        .route("/limits/injections/{id}", axum::routing::delete(remove_injection))
+        .route("/limits/{resource}", get(show_limits).put(set_limits))
+        .route("/limits/{resource}/exhaust-daily", post(exhaust_daily))
+        .route("/limits/{resource}/burst-remaining", post(burst_remaining))
         .route("/reset", post(reset))
         .fallback(unknown)
         .layer(middleware::from_fn_with_state(mock, guard))
@@ -363,6 +369,108 @@ async fn issue_code(State(mock): State<Shared>, body: Bytes) -> Answer {
         crate::auth::oauth::Grant { client_id: req.client_id, owner: req.owner, scopes: wanted, user_id, company_id };
     let code = mock.oauth.issue_code(grant, mock.clock.now_ms());
     Ok((StatusCode::CREATED, Json(json!({"code": code}))).into_response())
+}
+
+/// Which counter a limits call is about: a resource's PIT traffic, or an OAuth app's.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitsQuery {
+    client_id: Option<String>,
+}
+
+fn limits_key(mock: &Shared, resource: &str, client_id: Option<String>) -> Result<(RateKey, Profile), Refusal> {
+    let w = mock.world();
+    let owner = if w.location(resource).is_some() {
+        Owner::Location(resource.to_string())
+    } else if w.company(resource).is_some() {
+        Owner::Company(resource.to_string())
+    } else {
+        return Err(refuse(mock, StatusCode::NOT_FOUND, format!("no location or company with id '{resource}'")));
+    };
+    let profile = w.rate_profile(&owner);
+    let key = match client_id {
+        Some(client_id) => RateKey::App { client_id, resource: resource.to_string() },
+        None => RateKey::Resource(resource.to_string()),
+    };
+    Ok((key, profile))
+}
+
+fn limits_view(mock: &Shared, key: &RateKey, profile: Profile) -> Value {
+    let headers = mock.limiter.peek(key, profile, mock.clock.now_ms());
+    let pairs: serde_json::Map<String, Value> =
+        headers.pairs().into_iter().map(|(k, v)| (k.to_string(), Value::String(v))).collect();
+    json!({"profile": profile, "headers": pairs})
+}
+
+async fn show_limits(State(mock): State<Shared>, Path(resource): Path<String>, Query(q): Query<LimitsQuery>) -> Answer {
+    let (key, profile) = limits_key(&mock, &resource, q.client_id)?;
+    ok(limits_view(&mock, &key, profile))
+}
+
+async fn set_limits(State(mock): State<Shared>, Path(resource): Path<String>, body: Bytes) -> Answer {
+    let profile: Profile = parse(&mock, &body)?;
+    if profile.burst == 0 || profile.window_ms == 0 || profile.daily == 0 {
+        return Err(refuse(&mock, StatusCode::BAD_REQUEST, "`burst`, `window_ms` and `daily` must be positive"));
+    }
+    limits_key(&mock, &resource, None)?;
+    mock.world_mut().rate_limits.insert(resource.clone(), profile);
+    let (key, profile) = limits_key(&mock, &resource, None)?;
+    ok(limits_view(&mock, &key, profile))
+}
+
+async fn exhaust_daily(State(mock): State<Shared>, Path(resource): Path<String>, body: Bytes) -> Answer {
+    let q: LimitsQuery = parse(&mock, &body)?;
+    let (key, profile) = limits_key(&mock, &resource, q.client_id)?;
+    mock.limiter.exhaust_daily(&key, profile, mock.clock.now_ms());
+    ok(limits_view(&mock, &key, profile))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BurstRemaining {
+    remaining: u32,
+    client_id: Option<String>,
+}
+
+async fn burst_remaining(State(mock): State<Shared>, Path(resource): Path<String>, body: Bytes) -> Answer {
+    let req: BurstRemaining = parse(&mock, &body)?;
+    let (key, profile) = limits_key(&mock, &resource, req.client_id)?;
+    if req.remaining > profile.burst {
+        return Err(refuse(
+            &mock,
+            StatusCode::BAD_REQUEST,
+            format!("`remaining` must be at most the burst of {}", profile.burst),
+        ));
+    }
+    mock.limiter.set_burst_remaining(&key, profile, req.remaining, mock.clock.now_ms());
+    ok(limits_view(&mock, &key, profile))
+}
+
+async fn list_injections(State(mock): State<Shared>) -> Answer {
+    ok(json!({"injections": mock.limiter.injections()}))
+}
+
+/// "The next N requests of this location, token or path get 429". A token
+/// may be given whole (it is kept only as its fingerprint) or as a fingerprint.
+async fn inject(State(mock): State<Shared>, body: Bytes) -> Answer {
+    let mut rule: Injection = parse(&mock, &body)?;
+    if rule.count == 0 {
+        return Err(refuse(&mock, StatusCode::BAD_REQUEST, "`count` must be at least 1"));
+    }
+    if let Target::Token(t) = &mut rule.target {
+        if !t.contains(':') {
+            *t = secret::fingerprint(t);
+        }
+    }
+    let id = mock.limiter.inject(rule);
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "injections": mock.limiter.injections()}))).into_response())
+}
+
+async fn remove_injection(State(mock): State<Shared>, Path(id): Path<u64>) -> Answer {
+    if !mock.limiter.remove_injection(id) {
+        return Err(refuse(&mock, StatusCode::NOT_FOUND, format!("no injected rule with id {id}")));
+    }
+    ok(json!({"removed": id}))
 }
 
 async fn reset(State(mock): State<Shared>) -> Answer {

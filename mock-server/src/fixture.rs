@@ -20,6 +20,9 @@ pub struct Fixture {
     pub private_integrations: Vec<FixtureIntegration>,
     #[serde(default)]
     pub oauth_apps: Vec<OAuthApp>,
+    /// Injected 429s armed at start-up (and again on reset).
+    #[serde(default)]
+    pub rate_limit_injections: Vec<crate::limits::Injection>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -70,6 +70,7 @@ impl Mock {
         let mut rng = fastrand::Rng::with_seed(config.seed);
         let config_rate = config.fidelity.rate.clone();
         let (world, tokens) = fixture::build(&fixture.0, &fixture.1, strict.then_some(&known_scopes), &mut rng)?;
+        let injections = fixture.1.rate_limit_injections.clone();
         let mock = Arc::new(Self {
             spec: Arc::new(spec),
             config,
@@ -81,6 +82,7 @@ impl Mock {
             oauth: auth::oauth::OAuth::default(),
             limiter: limits::Limiter::new(config_rate),
         });
+        mock.arm_injections(injections);
         Ok(Started { mock, tokens })
     }
 
@@ -111,7 +113,19 @@ impl Mock {
         *self.world_mut() = world;
         self.oauth.clear();
         self.limiter.clear();
+        self.arm_injections(self.fixture.1.rate_limit_injections.clone());
         Ok(tokens)
+    }
+
+    fn arm_injections(&self, injections: Vec<limits::Injection>) {
+        for mut rule in injections {
+            if let limits::Target::Token(t) = &mut rule.target {
+                if !t.contains(':') {
+                    *t = auth::secret::fingerprint(t);
+                }
+            }
+            self.limiter.inject(rule);
+        }
     }
 
     /// What a caller's requests are counted against, and under which limits:

@@ -3,6 +3,7 @@
 
 mod auth;
 mod corpus;
+mod limits;
 mod scopes;
 mod secrets;
 mod support;
