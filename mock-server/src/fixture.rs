@@ -49,6 +49,10 @@ pub struct FixtureLocation {
     /// Custom limits of this location.
     #[serde(default)]
     pub rate_limits: Option<Profile>,
+    /// Accept two contacts with the same email or phone (HighLevel's
+    /// "allow duplicate contacts" setting; off by default, as in HighLevel).
+    #[serde(default)]
+    pub allow_duplicate_contacts: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,6 +175,17 @@ pub fn build(
         world.apps.insert(app.client_id.clone(), app.clone());
     }
     Ok((world, issued))
+}
+
+/// The empty resource store of a fixture's world, with its locations' settings.
+pub fn store_for(fixture: &Fixture) -> crate::store::Store {
+    let mut store = crate::store::Store::default();
+    for l in fixture.companies.iter().flat_map(|c| &c.locations) {
+        if l.allow_duplicate_contacts {
+            store.allow_duplicate_contacts.insert(l.id.clone());
+        }
+    }
+    store
 }
 
 /// The scopes as a set, refusing any that no loaded operation names.

@@ -21,6 +21,7 @@ pub mod limits;
 mod pipeline;
 pub mod respond;
 pub mod spec;
+pub mod store;
 pub mod validate;
 pub mod world;
 
@@ -39,6 +40,7 @@ pub struct Mock {
     pub config: Config,
     pub clock: Clock,
     world: RwLock<World>,
+    store: RwLock<store::Store>,
     /// The fixture the world was built from, for `reset`.
     fixture: (String, Fixture),
     known_scopes: BTreeSet<String>,
@@ -75,6 +77,7 @@ impl Mock {
             spec: Arc::new(spec),
             config,
             clock,
+            store: RwLock::new(fixture::store_for(&fixture.1)),
             world: RwLock::new(world),
             fixture,
             known_scopes,
@@ -94,6 +97,15 @@ impl Mock {
         self.world.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Resources created through the API. Lock order: store before world.
+    pub fn store(&self) -> RwLockReadGuard<'_, store::Store> {
+        self.store.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn store_mut(&self) -> RwLockWriteGuard<'_, store::Store> {
+        self.store.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     pub fn with_rng<T>(&self, f: impl FnOnce(&mut fastrand::Rng) -> T) -> T {
         let mut rng = self.rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut rng)
@@ -111,6 +123,7 @@ impl Mock {
             fixture::build(&self.fixture.0, &self.fixture.1, strict.then_some(&self.known_scopes), rng)
         })?;
         *self.world_mut() = world;
+        *self.store_mut() = fixture::store_for(&self.fixture.1);
         self.oauth.clear();
         self.limiter.clear();
         self.arm_injections(self.fixture.1.rate_limit_injections.clone());

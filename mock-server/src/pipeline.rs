@@ -28,7 +28,7 @@ pub async fn handle(State(mock): State<Arc<Mock>>, request: Request) -> Response
         (request.uri().path().to_string(), token)
     });
     let mut rate = RateState::default();
-    let mut response = match answer(&mock, request, &mut rate).await {
+    let mut response = match answer(&mock, request, &mut rate, &trace_id).await {
         Ok(response) => response,
         Err(e) => {
             tracing::debug!(status = e.status().as_u16(), reason = %e, "refused");
@@ -73,7 +73,7 @@ struct Incoming<'a> {
     query: Vec<(String, String)>,
 }
 
-async fn answer(mock: &Mock, request: Request, rate: &mut RateState) -> Result<Response, ApiError> {
+async fn answer(mock: &Mock, request: Request, rate: &mut RateState, trace_id: &str) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
     let path = parts.uri.path();
@@ -133,8 +133,25 @@ async fn answer(mock: &Mock, request: Request, rate: &mut RateState) -> Result<R
         crate::validate::request(op, &incoming.path_params, &incoming.query, &parts.headers, body.as_ref())?;
     }
 
-    if let Some(answer) = owned_answer(mock, &incoming, principal.as_ref().map(|(who, _, _)| who), body.as_ref())? {
+    let who = principal.as_ref().map(|(who, _, _)| who);
+    if let Some(answer) = owned_answer(mock, &incoming, who, body.as_ref())? {
         return Ok(json_response(StatusCode::OK, Bytes::from(serde_json::to_vec(&answer).unwrap_or_default())));
+    }
+    let ctx = crate::respond::resources::Ctx {
+        mock,
+        op,
+        who,
+        path_params: &incoming.path_params,
+        query: &incoming.query,
+        body: body.as_ref(),
+        host: parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()),
+        trace_id,
+    };
+    if let Some((status, mut answer)) = crate::respond::resources::answer(&ctx)? {
+        if let Some(validator) = &op.success.validator {
+            crate::respond::conform(&mut answer, validator);
+        }
+        return Ok(json_response(status, Bytes::from(serde_json::to_vec(&answer).unwrap_or_default())));
     }
     let status = StatusCode::from_u16(incoming.op.success.status).unwrap_or(StatusCode::OK);
     Ok(json_response(status, op.success.body.clone()))

@@ -8,6 +8,7 @@
 
 pub mod generate;
 pub mod oauth;
+pub mod resources;
 
 use axum::body::Bytes;
 use serde_json::Value;
@@ -71,4 +72,73 @@ pub fn generate_valid(
 
 fn to_bytes(value: &Value) -> Bytes {
     Bytes::from(serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec()))
+}
+
+/// Makes a stateful answer fit the operation's response schema: a stored
+/// record echoes what clients sent, and a field the schema cannot represent
+/// (a client's object where the schema says string) is left out of the
+/// answer rather than served invalid. Each pass removes the fields the
+/// validator names; it stops when the answer validates or nothing changes.
+pub fn conform(answer: &mut Value, validator: &jsonschema::Validator) {
+    for _ in 0..16 {
+        let mut paths: Vec<String> = validator
+            .iter_errors(answer)
+            .filter(|e| !matches!(e.kind(), jsonschema::error::ValidationErrorKind::Required { .. }))
+            .map(|e| e.instance_path().as_str().to_string())
+            .collect();
+        if paths.is_empty() {
+            return;
+        }
+        // Deepest first, so removing one field never moves another.
+        paths.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
+        let before = answer.clone();
+        for path in paths {
+            remove_field(answer, &path);
+        }
+        if *answer == before {
+            return;
+        }
+    }
+}
+
+/// Removes the object property at `pointer`; for an array item, the
+/// property holding the array.
+fn remove_field(value: &mut Value, pointer: &str) {
+    let mut segments: Vec<&str> = pointer.split('/').skip(1).collect();
+    while let Some(last) = segments.pop() {
+        let parent_pointer: String = segments.iter().map(|s| format!("/{s}")).collect();
+        match value.pointer_mut(&parent_pointer) {
+            Some(Value::Object(map)) => {
+                map.remove(&last.replace("~1", "/").replace("~0", "~"));
+                return;
+            }
+            Some(Value::Array(_)) => continue,
+            _ => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::schema::compile;
+    use serde_json::json;
+
+    #[test]
+    fn conform_drops_only_the_fields_the_schema_cannot_represent() {
+        let schema = json!({"type": "object", "properties": {"contact": {"type": "object", "properties": {
+            "dateOfBirth": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}, "name": {"type": "string"}}}}});
+        let validator = compile(&schema).unwrap();
+        let mut answer = json!({"contact": {"dateOfBirth": {}, "tags": ["a", 5], "name": "Ada", "extra": 1}});
+        conform(&mut answer, &validator);
+        assert_eq!(answer, json!({"contact": {"name": "Ada", "extra": 1}}));
+    }
+
+    #[test]
+    fn conform_leaves_a_valid_answer_alone() {
+        let validator = compile(&json!({"type": "object"})).unwrap();
+        let mut answer = json!({"a": [1, {"b": null}]});
+        conform(&mut answer, &validator);
+        assert_eq!(answer, json!({"a": [1, {"b": null}]}));
+    }
 }

@@ -4,6 +4,7 @@
 mod auth;
 mod corpus;
 mod limits;
+mod resources;
 mod scopes;
 mod secrets;
 mod support;

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use ghl_mock::respond::resources::owns;
 use ghl_mock::spec::{self, Operation, ParamIn, Source};
 use proptest::prelude::*;
 use reqwest::Method;
@@ -103,7 +104,11 @@ fn a_pit_is_admitted_exactly_when_its_kind_and_scopes_satisfy_the_operation() {
             result
         });
         match expected(op, &scopes) {
-            Ok(()) => prop_assert!((200..300).contains(&status), "{} {}: expected 2xx, got {status} {answer}", op.method, op.path),
+            // Stateful operations answer 400 for ids that do not exist: the request was admitted.
+            Ok(()) => prop_assert!(
+                (200..300).contains(&status) || owns(op) && status == 400 && answer["message"].as_str().is_some_and(|m| m.ends_with("not found")),
+                "{} {}: expected 2xx, got {status} {answer}", op.method, op.path
+            ),
             Err(message) => prop_assert_eq!((status, answer), (401, json!({"statusCode": 401, "message": message})), "{} {}", op.method, op.path),
         }
     });
