@@ -72,6 +72,8 @@ pub fn routes(mock: Shared) -> Router<Shared> {
         .route("/limits/{resource}", get(show_limits).put(set_limits))
         .route("/limits/{resource}/exhaust-daily", post(exhaust_daily))
         .route("/limits/{resource}/burst-remaining", post(burst_remaining))
+        .route("/rules", get(list_rules).post(add_rule))
+        .route("/rules/{id}", axum::routing::delete(remove_rule))
         .route("/reset", post(reset))
         .fallback(unknown)
         .layer(middleware::from_fn_with_state(mock, guard))
@@ -469,6 +471,25 @@ async fn inject(State(mock): State<Shared>, body: Bytes) -> Answer {
 async fn remove_injection(State(mock): State<Shared>, Path(id): Path<u64>) -> Answer {
     if !mock.limiter.remove_injection(id) {
         return Err(refuse(&mock, StatusCode::NOT_FOUND, format!("no injected rule with id {id}")));
+    }
+    ok(json!({"removed": id}))
+}
+
+async fn list_rules(State(mock): State<Shared>) -> Answer {
+    ok(json!({"rules": mock.rules.list()}))
+}
+
+/// "The next N calls of this method and path get this status, body, delay or fault."
+async fn add_rule(State(mock): State<Shared>, body: Bytes) -> Answer {
+    let rule: crate::respond::control::Rule = parse(&mock, &body)?;
+    rule.check().map_err(|e| refuse(&mock, StatusCode::BAD_REQUEST, e))?;
+    let id = mock.rules.add(rule);
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "rules": mock.rules.list()}))).into_response())
+}
+
+async fn remove_rule(State(mock): State<Shared>, Path(id): Path<u64>) -> Answer {
+    if !mock.rules.remove(id) {
+        return Err(refuse(&mock, StatusCode::NOT_FOUND, format!("no rule with id {id}")));
     }
     ok(json!({"removed": id}))
 }

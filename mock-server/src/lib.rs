@@ -47,6 +47,7 @@ pub struct Mock {
     rng: Mutex<fastrand::Rng>,
     pub oauth: auth::oauth::OAuth,
     pub limiter: limits::Limiter,
+    pub rules: respond::control::Rules,
 }
 
 /// What starting a mock produced: the mock and the tokens its fixture issued.
@@ -84,6 +85,7 @@ impl Mock {
             rng: Mutex::new(rng),
             oauth: auth::oauth::OAuth::default(),
             limiter: limits::Limiter::new(config_rate),
+            rules: respond::control::Rules::default(),
         });
         mock.arm_injections(injections);
         Ok(Started { mock, tokens })
@@ -126,6 +128,7 @@ impl Mock {
         *self.store_mut() = fixture::store_for(&self.fixture.1);
         self.oauth.clear();
         self.limiter.clear();
+        self.rules.clear();
         self.arm_injections(self.fixture.1.rate_limit_injections.clone());
         Ok(tokens)
     }

@@ -16,6 +16,7 @@ use crate::auth::check::{self, Principal, TokenKind};
 use crate::auth::{secret, AuthError};
 use crate::error::ApiError;
 use crate::limits::RateHeaders;
+use crate::respond::control::{self, Preference};
 use crate::spec::{Match, Operation};
 use crate::Mock;
 
@@ -133,6 +134,10 @@ async fn answer(mock: &Mock, request: Request, rate: &mut RateState, trace_id: &
         crate::validate::request(op, &incoming.path_params, &incoming.query, &parts.headers, body.as_ref())?;
     }
 
+    if let Some(controlled) = controlled(mock, &incoming, &parts.headers, path).await {
+        return Ok(controlled);
+    }
+
     let who = principal.as_ref().map(|(who, _, _)| who);
     if let Some(answer) = owned_answer(mock, &incoming, who, body.as_ref())? {
         return Ok(json_response(StatusCode::OK, Bytes::from(serde_json::to_vec(&answer).unwrap_or_default())));
@@ -154,7 +159,73 @@ async fn answer(mock: &Mock, request: Request, rate: &mut RateState, trace_id: &
         return Ok(json_response(status, Bytes::from(serde_json::to_vec(&answer).unwrap_or_default())));
     }
     let status = StatusCode::from_u16(incoming.op.success.status).unwrap_or(StatusCode::OK);
-    Ok(json_response(status, op.success.body.clone()))
+    Ok(json_response(status, echoed(&incoming, body.as_ref())))
+}
+
+/// The operation's default body with the request's own values echoed in,
+/// unless that would break the response schema.
+fn echoed(incoming: &Incoming<'_>, body: Option<&Value>) -> Bytes {
+    let op = incoming.op;
+    let mut values: Vec<(String, Value)> =
+        incoming.path_params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    for (k, v) in &incoming.query {
+        match k.as_str() {
+            "locationId" | "location_id" => values.push(("locationId".into(), Value::String(v.clone()))),
+            "companyId" => values.push((k.clone(), Value::String(v.clone()))),
+            _ => {}
+        }
+    }
+    if let Some(Value::Object(fields)) = body {
+        values.extend(
+            fields.iter().filter(|(_, v)| !v.is_object() && !v.is_array()).map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
+    if values.is_empty() || op.success.schema.is_none() {
+        return op.success.body.clone();
+    }
+    let Ok(mut answer) = serde_json::from_slice::<Value>(&op.success.body) else { return op.success.body.clone() };
+    crate::respond::echo(&mut answer, &values);
+    let valid = op.success.validator.as_ref().is_none_or(|v| v.is_valid(&answer));
+    match serde_json::to_vec(&answer) {
+        Ok(bytes) if valid => Bytes::from(bytes),
+        _ => op.success.body.clone(),
+    }
+}
+
+/// A control-plane rule or a `Prefer` choice, when one applies to this call.
+/// A rule's delay is waited here; a rule that only delays lets the call go on.
+async fn controlled(
+    mock: &Mock,
+    incoming: &Incoming<'_>,
+    headers: &axum::http::HeaderMap,
+    path: &str,
+) -> Option<Response> {
+    let op = incoming.op;
+    let prefer = headers.get("prefer").and_then(|v| v.to_str().ok());
+    let mut preference = Preference::read(prefer, &incoming.query);
+    if let Some(rule) = mock.rules.take(op.method.as_str(), path) {
+        if let Some(delay) = rule.latency() {
+            tokio::time::sleep(delay).await;
+        }
+        if rule.status.is_some() || rule.body.is_some() || rule.fault.is_some() {
+            preference = Preference { code: rule.status, ..Preference::default() };
+            let (status, body) = control::preferred(op, &preference)
+                .map(|(s, b)| (s, Bytes::from(serde_json::to_vec(&b).unwrap_or_default())))
+                .unwrap_or((op.success.status, op.success.body.clone()));
+            let body =
+                rule.body.as_ref().map(|b| Bytes::from(serde_json::to_vec(b).unwrap_or_default())).unwrap_or(body);
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            return Some(match rule.fault {
+                Some(fault) => control::faulty(fault, status, body),
+                None => json_response(status, body),
+            });
+        }
+    }
+    let (status, body) = control::preferred(op, &preference)?;
+    Some(json_response(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
+    ))
 }
 
 /// A body must come in a media type the operation accepts.

@@ -96,7 +96,7 @@ fn segments(path: &str) -> Vec<&str> {
 }
 
 /// Matches a path (a query string, if any, is ignored) against a glob.
-pub(super) fn path_matches(glob: &str, path: &str) -> bool {
+pub fn path_matches(glob: &str, path: &str) -> bool {
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     glob_matches(&segments(glob), &segments(path))
 }

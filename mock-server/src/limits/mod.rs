@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::world::Environment;
 use counter::{Counter, DAY_MS};
-pub use inject::{ActiveInjection, Injection, Target};
+pub use inject::{path_matches, ActiveInjection, Injection, Target};
 
 /// Burst and daily limits of one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

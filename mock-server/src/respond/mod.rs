@@ -6,6 +6,7 @@
 //! with the same validator. Bodies are computed once at load time, so serving
 //! one is a copy of bytes.
 
+pub mod control;
 pub mod generate;
 pub mod oauth;
 pub mod resources;
@@ -52,9 +53,20 @@ pub fn generate_valid(
     validator: Option<&jsonschema::Validator>,
     seed: u64,
 ) -> Result<Value, (Value, String)> {
+    generate_valid_with(schema, validator, seed, true)
+}
+
+/// As [`generate_valid`]; without `examples`, the spec's examples are never
+/// used (fresh values, for `Prefer: dynamic=true`).
+pub fn generate_valid_with(
+    schema: &Value,
+    validator: Option<&jsonschema::Validator>,
+    seed: u64,
+    examples: bool,
+) -> Result<Value, (Value, String)> {
     let mut first: Option<(Value, String)> = None;
     for attempt in 0..ATTEMPTS {
-        let mut generator = generate::Generator::new(seed.wrapping_add(attempt), attempt % 2 == 0);
+        let mut generator = generate::Generator::new(seed.wrapping_add(attempt), examples && attempt % 2 == 0);
         generator.variant = (attempt / 2) as usize;
         generator.minimal = attempt + 2 >= ATTEMPTS;
         let value = generator.value(schema);
@@ -72,6 +84,51 @@ pub fn generate_valid(
 
 fn to_bytes(value: &Value) -> Bytes {
     Bytes::from(serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec()))
+}
+
+/// Echoes a request's own values into a spec-driven answer, so a client sees
+/// its ids and fields come back: every object property (to a few levels deep)
+/// named like a path parameter, a query id or a top-level body field, and of
+/// the same JSON type, takes the request's value. A path parameter `fooId`
+/// also sets the `id` of an object under `foo`.
+pub fn echo(answer: &mut Value, values: &[(String, Value)]) {
+    echo_at(answer, values, 0);
+}
+
+fn same_kind(a: &Value, b: &Value) -> bool {
+    matches!(
+        (a, b),
+        (Value::String(_), Value::String(_)) | (Value::Number(_), Value::Number(_)) | (Value::Bool(_), Value::Bool(_))
+    )
+}
+
+fn echo_at(value: &mut Value, values: &[(String, Value)], depth: usize) {
+    if depth > 4 {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            for (name, given) in values {
+                if let Some(slot) = map.get_mut(name) {
+                    if same_kind(slot, given) {
+                        *slot = given.clone();
+                    }
+                }
+                if let Some(owner) = name.strip_suffix("Id") {
+                    if let Some(Value::String(id)) = map.get_mut(owner).and_then(|o| o.get_mut("id")) {
+                        if let Value::String(given) = given {
+                            *id = given.clone();
+                        }
+                    }
+                }
+            }
+            for child in map.values_mut() {
+                echo_at(child, values, depth + 1);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| echo_at(i, values, depth + 1)),
+        _ => {}
+    }
 }
 
 /// Makes a stateful answer fit the operation's response schema: a stored
@@ -132,6 +189,23 @@ mod tests {
         let mut answer = json!({"contact": {"dateOfBirth": {}, "tags": ["a", 5], "name": "Ada", "extra": 1}});
         conform(&mut answer, &validator);
         assert_eq!(answer, json!({"contact": {"name": "Ada", "extra": 1}}));
+    }
+
+    #[test]
+    fn echo_puts_the_requests_ids_and_fields_where_the_answer_has_them() {
+        let mut answer =
+            json!({"calendar": {"id": "x", "name": "n", "slots": 3}, "locationId": "y", "items": [{"name": "m"}]});
+        let values = vec![
+            ("calendarId".to_string(), json!("cal00000000000000001")),
+            ("locationId".to_string(), json!("loc00000000000000001")),
+            ("name".to_string(), json!("Mine")),
+            ("slots".to_string(), json!("not a number")),
+        ];
+        echo(&mut answer, &values);
+        assert_eq!(
+            answer,
+            json!({"calendar": {"id": "cal00000000000000001", "name": "Mine", "slots": 3}, "locationId": "loc00000000000000001", "items": [{"name": "Mine"}]})
+        );
     }
 
     #[test]

@@ -160,7 +160,18 @@ pub struct Operation {
     pub params: Vec<Param>,
     pub body: Option<RequestBody>,
     pub success: Success,
+    /// Every other declared response, for `Prefer: code=NNN`.
+    pub alternatives: Vec<Alternative>,
     pub location: Vec<LocationSource>,
+}
+
+/// A declared response other than the success one.
+#[derive(Debug, Clone)]
+pub struct Alternative {
+    pub status: u16,
+    /// JSON Schema (response direction), if the response has one.
+    pub schema: Option<Value>,
+    pub examples: Vec<(String, Value)>,
 }
 
 impl Operation {
@@ -361,7 +372,19 @@ impl OpCtx<'_> {
         let security = self.security(op.get("security").or(global_security));
         let location = location_sources(&params, body.as_ref());
         let success = self.success(op.get("responses"), &id, seed);
-        Operation { id, file: String::new(), method, path: path.to_string(), security, params, body, success, location }
+        let alternatives = self.alternatives(op.get("responses"), success.status);
+        Operation {
+            id,
+            file: String::new(),
+            method,
+            path: path.to_string(),
+            security,
+            params,
+            body,
+            success,
+            alternatives,
+            location,
+        }
     }
 
     fn security(&mut self, security: Option<&Value>) -> Vec<Requirement> {
@@ -481,6 +504,25 @@ impl OpCtx<'_> {
         })
     }
 
+    fn alternatives(&mut self, responses: Option<&Value>, success: u16) -> Vec<Alternative> {
+        let Some(responses) = responses.and_then(Value::as_object) else { return Vec::new() };
+        let mut out = Vec::new();
+        for (code, response) in responses {
+            let Some(status) = code.parse::<u16>().ok().filter(|c| *c != success && (100..600).contains(c)) else {
+                continue;
+            };
+            let media = json_media(response);
+            // Problems of these schemas were not asked about; they stay quiet.
+            let mut quiet = Vec::new();
+            let schema = media
+                .and_then(|m| m.get("schema"))
+                .map(|raw| schema::convert(raw, Direction::Response, self.key, self.pointer, &mut quiet));
+            out.push(Alternative { status, examples: examples_of(media, None), schema });
+        }
+        out.sort_by_key(|a| a.status);
+        out
+    }
+
     fn success(&mut self, responses: Option<&Value>, id: &str, seed: u64) -> Success {
         let chosen = responses.and_then(Value::as_object).and_then(|r| {
             let mut codes: Vec<(u16, &Value)> = r
@@ -507,11 +549,7 @@ impl OpCtx<'_> {
                 }
             }
         }
-        let media = response
-            .get("content")
-            .and_then(Value::as_object)
-            .and_then(|c| c.iter().find(|(t, _)| t.contains("json")).or_else(|| c.iter().next()))
-            .map(|(_, m)| m);
+        let media = json_media(response);
         let Some(raw_schema) = media.and_then(|m| m.get("schema")) else {
             self.warn(
                 WarningKind::NoResponseSchema,
@@ -539,22 +577,7 @@ impl OpCtx<'_> {
                 None
             }
         };
-        let mut candidates: Vec<(String, Value)> = Vec::new();
-        if let Some(m) = media {
-            if let Some(example) = m.get("example") {
-                candidates.push(("default".into(), example.clone()));
-            }
-            if let Some(Value::Object(named)) = m.get("examples") {
-                for (name, ex) in named {
-                    if let Some(value) = ex.get("value") {
-                        candidates.push((name.clone(), value.clone()));
-                    }
-                }
-            }
-        }
-        if let Some(example) = raw_schema.get("example") {
-            candidates.push(("schema".into(), example.clone()));
-        }
+        let candidates = examples_of(media, Some(raw_schema));
         let mut examples = Vec::new();
         for (name, value) in candidates {
             match &validator {
@@ -583,6 +606,37 @@ impl OpCtx<'_> {
         }
         Success { status, schema: Some(schema), validator, examples, body: body.bytes }
     }
+}
+
+/// The media type object of a response that carries JSON (or its only one).
+fn json_media(response: &Value) -> Option<&Value> {
+    response
+        .get("content")
+        .and_then(Value::as_object)
+        .and_then(|c| c.iter().find(|(t, _)| t.contains("json")).or_else(|| c.iter().next()))
+        .map(|(_, m)| m)
+}
+
+/// Examples of a response, by name: the media type's `example` ("default"),
+/// its named `examples`, and the schema's own `example` ("schema").
+fn examples_of(media: Option<&Value>, schema: Option<&Value>) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = Vec::new();
+    if let Some(m) = media {
+        if let Some(example) = m.get("example") {
+            out.push(("default".into(), example.clone()));
+        }
+        if let Some(Value::Object(named)) = m.get("examples") {
+            for (name, ex) in named {
+                if let Some(value) = ex.get("value") {
+                    out.push((name.clone(), value.clone()));
+                }
+            }
+        }
+    }
+    if let Some(example) = schema.or_else(|| media.and_then(|m| m.get("schema"))).and_then(|s| s.get("example")) {
+        out.push(("schema".into(), example.clone()));
+    }
+    out
 }
 
 /// Compiles a schema; if a `pattern` is beyond the regex engine, retries

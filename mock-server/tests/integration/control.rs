@@ -1,0 +1,153 @@
+//! Per-request control of answers (Prefer and its query twins), control-plane
+//! rules with delays and faults, and echoed request values.
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+async fn start() -> TestMock {
+    TestMock::start(
+        embedded(),
+        unlimited_fixture(&format!(
+            "  - {{name: A, owner: {{location: {LOC_A}}}, scopes: [calendars.readonly, locations.readonly, contacts.readonly]}}"
+        )),
+    )
+    .await
+}
+
+async fn get(m: &TestMock, path: &str, prefer: Option<&str>) -> (u16, Value) {
+    let mut r = m.http.get(format!("{}{path}", m.url)).bearer_auth(m.token("A")).header("Version", VERSION);
+    if let Some(p) = prefer {
+        r = r.header("Prefer", p);
+    }
+    read(r.send().await.unwrap()).await
+}
+
+fn calendars() -> String {
+    format!("/calendars/?locationId={LOC_A}")
+}
+
+#[tokio::test]
+async fn prefer_code_200_cannot_bypass_a_401_or_a_429() {
+    let m = start().await;
+    let response = m
+        .http
+        .get(format!("{}{}", m.url, calendars()))
+        .header("Version", VERSION)
+        .header("Prefer", "code=200")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read(response).await.0, 401);
+    m.admin(Method::POST, "/limits/injections", Some(json!({"target": {"resource": LOC_A}, "count": 1}))).await;
+    assert_eq!(get(&m, &calendars(), Some("code=200")).await.0, 429);
+    assert_eq!(get(&m, &format!("{}&__code=200", calendars()), None).await.0, 200);
+}
+
+#[tokio::test]
+async fn prefer_code_serves_a_declared_response_and_the_api_shape_for_an_undeclared_one() {
+    let m = start().await;
+    let (status, body) = get(&m, &format!("/locations/{LOC_A}"), Some("code=400")).await;
+    assert_eq!(status, 400);
+    assert!(body["statusCode"].is_number() && body["message"].is_string(), "BadRequestDTO shape: {body}");
+    let (status, body) = get(&m, &format!("{}&__code=503", calendars()), None).await;
+    assert_eq!((status, body), (503, json!({"statusCode": 503, "message": "Service Unavailable"})));
+}
+
+#[tokio::test]
+async fn prefer_example_picks_a_named_example_and_dynamic_generates_fresh_valid_bodies() {
+    let m = start().await;
+    let spec = m.mock.spec.clone();
+    let op = spec.operations.iter().find(|o| o.id == "get-location").unwrap();
+    let (name, example) = op.success.examples.first().expect("get-location has an example").clone();
+    let (status, body) = get(&m, &format!("/locations/{LOC_A}"), Some(&format!("example={name}"))).await;
+    assert_eq!((status, body), (200, example));
+
+    let op = spec.operations.iter().find(|o| o.id == "get-calendars").unwrap();
+    let (_, first) = get(&m, &calendars(), Some("dynamic=true")).await;
+    let (_, second) = get(&m, &format!("{}&__dynamic=true", calendars()), None).await;
+    assert_ne!(first, second, "two dynamic answers differ");
+    for body in [&first, &second] {
+        assert!(op.success.validator.as_ref().unwrap().is_valid(body), "dynamic bodies validate: {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_rule_answers_the_next_calls_of_its_method_and_path_then_ends() {
+    let m = start().await;
+    let (status, _) = m
+        .admin(
+            Method::POST,
+            "/rules",
+            Some(json!({"method": "GET", "path": "/calendars/**", "count": 2, "status": 503, "body": {"down": true}})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(get(&m, &calendars(), None).await, (503, json!({"down": true})));
+    assert_eq!(get(&m, &calendars(), None).await.0, 503);
+    assert_eq!(get(&m, &calendars(), None).await.0, 200, "the rule is spent");
+    assert_eq!(m.admin(Method::GET, "/rules", None).await.1, json!({"rules": []}));
+}
+
+#[tokio::test]
+async fn a_delay_rule_makes_a_short_client_timeout_fire() {
+    let m = start().await;
+    m.admin(Method::POST, "/rules", Some(json!({"path": "/calendars/**", "count": 1, "latency_ms": 5000}))).await;
+    let timed_out = m
+        .http
+        .get(format!("{}{}", m.url, calendars()))
+        .bearer_auth(m.token("A"))
+        .header("Version", VERSION)
+        .timeout(std::time::Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(timed_out.is_err_and(|e| e.is_timeout()), "the client gave up before the delayed answer");
+    assert_eq!(get(&m, &calendars(), None).await.0, 200, "the next call is not delayed");
+}
+
+#[tokio::test]
+async fn fault_rules_reset_or_truncate_the_answer() {
+    let m = start().await;
+    for fault in ["reset", "truncate"] {
+        m.admin(Method::POST, "/rules", Some(json!({"path": "/calendars/**", "count": 1, "fault": fault}))).await;
+        let outcome = async {
+            let response = m
+                .http
+                .get(format!("{}{}", m.url, calendars()))
+                .bearer_auth(m.token("A"))
+                .header("Version", VERSION)
+                .send()
+                .await?;
+            response.bytes().await
+        }
+        .await;
+        assert!(outcome.is_err(), "{fault}: the client sees a broken answer, got {outcome:?}");
+    }
+    assert_eq!(get(&m, &calendars(), None).await.0, 200);
+}
+
+#[tokio::test]
+async fn bad_rules_are_refused_and_change_nothing() {
+    let m = start().await;
+    for rule in [
+        json!({"path": "no-slash"}),
+        json!({"path": "/x", "status": 99}),
+        json!({"path": "/x", "count": 0}),
+        json!({"path": "/x", "latency_ms": 10, "latency_max_ms": 5}),
+    ] {
+        let (status, body) = m.admin(Method::POST, "/rules", Some(rule.clone())).await;
+        assert_eq!(status, 400, "{rule}: {body}");
+    }
+    assert_eq!(m.admin(Method::GET, "/rules", None).await.1, json!({"rules": []}));
+}
+
+#[tokio::test]
+async fn spec_driven_answers_echo_the_requests_ids() {
+    let m = start().await;
+    let (status, body) = get(&m, &format!("/locations/{LOC_A}"), None).await;
+    assert_eq!((status, body["location"]["id"].as_str()), (200, Some(LOC_A)), "{body}");
+    let (_, body) = get(&m, &calendars(), None).await;
+    let first = &body["calendars"][0];
+    assert_eq!(first["locationId"].as_str(), Some(LOC_A), "{body}");
+}
