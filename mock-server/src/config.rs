@@ -62,7 +62,7 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Seed of generated answers and ids.
     pub seed: u64,
@@ -72,4 +72,20 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Let clients on other hosts reach the control plane (off: loopback only).
     pub admin_remote: bool,
+    /// Save the world and resources here, and start from it when it exists.
+    pub state_file: Option<std::path::PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            // The binary's default `--seed`, so a library user sees the same answers.
+            seed: 1,
+            fidelity: Fidelity::default(),
+            limits: Limits::default(),
+            admin_token: None,
+            admin_remote: false,
+            state_file: None,
+        }
+    }
 }

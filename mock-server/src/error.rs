@@ -6,7 +6,7 @@
 //! Messages that are guesses come from the [`Fidelity`] profile.
 
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{json, Value};
 
 use crate::auth::AuthError;
@@ -118,7 +118,8 @@ impl ApiError {
     pub fn into_response_with(self, fidelity: &Fidelity, trace_id: &str) -> Response {
         let status = self.status();
         let body = self.body(fidelity, trace_id);
-        let mut response = (status, axum::Json(body)).into_response();
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let mut response = crate::pipeline::json_response(status, axum::body::Bytes::from(bytes));
         if let ApiError::MethodNotAllowed { allowed } = &self {
             let list: Vec<&str> = allowed.iter().map(Method::as_str).collect();
             if let Ok(v) = HeaderValue::from_str(&list.join(", ")) {

@@ -18,7 +18,8 @@ pub mod config;
 pub mod error;
 pub mod fixture;
 pub mod limits;
-mod pipeline;
+pub mod persist;
+pub(crate) mod pipeline;
 pub mod respond;
 pub mod spec;
 pub mod store;
@@ -41,6 +42,8 @@ pub struct Mock {
     pub clock: Clock,
     world: RwLock<World>,
     store: RwLock<store::Store>,
+    /// Bumped whenever the world or the store may have changed (for `--state`).
+    generation: std::sync::atomic::AtomicU64,
     /// The fixture the world was built from, for `reset`.
     fixture: (String, Fixture),
     known_scopes: BTreeSet<String>,
@@ -48,6 +51,15 @@ pub struct Mock {
     pub oauth: auth::oauth::OAuth,
     pub limiter: limits::Limiter,
     pub rules: respond::control::Rules,
+}
+
+/// Why a mock could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Fixture(#[from] fixture::FixtureError),
+    #[error("state file: {0}")]
+    State(String),
 }
 
 /// What starting a mock produced: the mock and the tokens its fixture issued.
@@ -63,7 +75,7 @@ impl Mock {
         config: Config,
         clock: Clock,
         fixture: Option<(String, Fixture)>,
-    ) -> Result<Started, fixture::FixtureError> {
+    ) -> Result<Started, StartError> {
         let known_scopes: BTreeSet<String> = spec.scopes().into_iter().map(str::to_string).collect();
         let strict = fixture.is_some();
         let fixture = match fixture {
@@ -72,14 +84,25 @@ impl Mock {
         };
         let mut rng = fastrand::Rng::with_seed(config.seed);
         let config_rate = config.fidelity.rate.clone();
-        let (world, tokens) = fixture::build(&fixture.0, &fixture.1, strict.then_some(&known_scopes), &mut rng)?;
+        let (mut world, mut tokens) =
+            fixture::build(&fixture.0, &fixture.1, strict.then_some(&known_scopes), &mut rng)?;
+        let mut store = fixture::store_for(&fixture.1);
+        // A saved state wins over the fixture; the fixture stays for `reset`.
+        if let Some(path) = &config.state_file {
+            if let Some(snapshot) = persist::load(path).map_err(StartError::State)? {
+                world = snapshot.world;
+                store = snapshot.store;
+                tokens.clear();
+            }
+        }
         let injections = fixture.1.rate_limit_injections.clone();
         let mock = Arc::new(Self {
             spec: Arc::new(spec),
             config,
             clock,
-            store: RwLock::new(fixture::store_for(&fixture.1)),
+            store: RwLock::new(store),
             world: RwLock::new(world),
+            generation: std::sync::atomic::AtomicU64::new(1),
             fixture,
             known_scopes,
             rng: Mutex::new(rng),
@@ -96,6 +119,7 @@ impl Mock {
     }
 
     pub fn world_mut(&self) -> RwLockWriteGuard<'_, World> {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.world.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -105,6 +129,7 @@ impl Mock {
     }
 
     pub fn store_mut(&self) -> RwLockWriteGuard<'_, store::Store> {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.store.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -144,6 +169,21 @@ impl Mock {
         }
     }
 
+    /// Writes the world and the store to the `--state` file, if there is one.
+    pub fn save_state(&self) -> Result<(), String> {
+        let Some(path) = &self.config.state_file else { return Ok(()) };
+        let bytes = {
+            let store = self.store();
+            let world = self.world();
+            persist::encode(&world, &store)?
+        };
+        persist::save_bytes(path, &bytes).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// What a caller's requests are counted against, and under which limits:
     /// a PIT's location or company (shared by all its PITs), or an OAuth app's
     /// traffic for one.
@@ -172,6 +212,30 @@ pub async fn serve(
     mock: Arc<Mock>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = app(mock).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+    let saver = mock.config.state_file.is_some().then(|| tokio::spawn(save_changes(mock.clone())));
+    let service = app(mock.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
+    if let Some(saver) = saver {
+        saver.abort();
+        if let Err(e) = mock.save_state() {
+            tracing::error!("final save of the state failed: {e}");
+        }
+    }
+    served
+}
+
+/// Saves the state a moment after it changes (at most five times a second).
+async fn save_changes(mock: Arc<Mock>) {
+    let mut saved = 0;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let now = mock.generation();
+        if now == saved {
+            continue;
+        }
+        match mock.save_state() {
+            Ok(()) => saved = now,
+            Err(e) => tracing::error!("saving the state failed (will retry): {e}"),
+        }
+    }
 }

@@ -88,6 +88,10 @@ struct ServeArgs {
     /// Let non-loopback clients reach the control plane.
     #[arg(long)]
     admin_remote: bool,
+    /// Keep the world and the resources in FILE: saved atomically on change
+    /// and at shutdown, restored at start (default: in memory only).
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -159,13 +163,14 @@ fn serve(args: ServeArgs) -> ExitCode {
         seed: args.seed,
         admin_token: args.admin_token.clone(),
         admin_remote: args.admin_remote,
+        state_file: args.state.clone(),
         ..Config::default()
     };
     let clock = if args.frozen_clock { Clock::frozen_now() } else { Clock::system() };
     let started_mock = match Mock::start(set, config, clock, fixture) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("ghl-mock: bad fixture: {e}");
+            eprintln!("ghl-mock: cannot start: {e}");
             return ExitCode::from(2);
         }
     };
@@ -198,6 +203,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             // Printed once, to stdout, so a newcomer can curl at once; never logged.
             println!("  private integration \"{}\" ({owner}): {}", t.name, t.token);
         }
+        // Always the banner's last line: scripts may wait for it.
+        println!("  control plane: http://{local}/__admin/ (see README)");
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ready");
         match ghl_mock::serve(listener, mock, shutdown_signal()).await {
             Ok(()) => {

@@ -30,14 +30,14 @@ pub enum Environment {
     Production,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Company {
     pub id: String,
     pub name: String,
     pub environment: Environment,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Location {
     pub id: String,
     pub name: String,
@@ -45,13 +45,13 @@ pub struct Location {
 }
 
 /// A token slot of a private integration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Slot {
     hash: TokenHash,
     fingerprint: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PrivateIntegration {
     pub id: String,
     pub name: String,
@@ -140,12 +140,13 @@ pub enum WorldError {
     Invalid(String),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct World {
     companies: HashMap<String, Company>,
     locations: HashMap<String, Location>,
     integrations: HashMap<String, PrivateIntegration>,
-    /// Token digest → integration id.
+    /// Token digest → integration id; derived from `integrations`.
+    #[serde(skip)]
     pit_index: HashMap<TokenHash, String>,
     pub apps: HashMap<String, OAuthApp>,
     /// Custom rate limits of a location or company (by id).
@@ -153,6 +154,17 @@ pub struct World {
 }
 
 impl World {
+    /// Rebuilds what is derived after the world was read back from a snapshot.
+    pub fn reindex(&mut self) {
+        self.pit_index.clear();
+        for pi in self.integrations.values() {
+            self.pit_index.insert(pi.current.hash, pi.id.clone());
+            if let Some((old, _)) = &pi.previous {
+                self.pit_index.insert(old.hash, pi.id.clone());
+            }
+        }
+    }
+
     pub fn company(&self, id: &str) -> Option<&Company> {
         self.companies.get(id)
     }

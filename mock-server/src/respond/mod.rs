@@ -132,25 +132,28 @@ fn echo_at(value: &mut Value, values: &[(String, Value)], depth: usize) {
 }
 
 /// Makes a stateful answer fit the operation's response schema: a stored
-/// record echoes what clients sent, and a field the schema cannot represent
+/// record echoes what clients sent, and a value the schema cannot represent
 /// (a client's object where the schema says string) is left out of the
-/// answer rather than served invalid. Each pass removes the fields the
-/// validator names; it stops when the answer validates or nothing changes.
+/// answer rather than served invalid. Each pass removes what the validator
+/// names: the offending property or array item, or an object that misses a
+/// required property. It stops when the answer validates or nothing changes.
 pub fn conform(answer: &mut Value, validator: &jsonschema::Validator) {
     for _ in 0..16 {
-        let mut paths: Vec<String> = validator
-            .iter_errors(answer)
-            .filter(|e| !matches!(e.kind(), jsonschema::error::ValidationErrorKind::Required { .. }))
-            .map(|e| e.instance_path().as_str().to_string())
-            .collect();
+        let mut paths: Vec<String> =
+            validator.iter_errors(answer).map(|e| e.instance_path().as_str().to_string()).collect();
         if paths.is_empty() {
             return;
         }
-        // Deepest first, so removing one field never moves another.
-        paths.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
+        // Deepest first, and later array items before earlier ones, so that
+        // removing one never moves another.
+        paths.sort_by(|a, b| {
+            let key = |p: &str| (p.matches('/').count(), p.rsplit('/').next().and_then(|i| i.parse::<usize>().ok()));
+            key(b).cmp(&key(a))
+        });
+        paths.dedup();
         let before = answer.clone();
         for path in paths {
-            remove_field(answer, &path);
+            remove_at(answer, &path);
         }
         if *answer == before {
             return;
@@ -158,20 +161,20 @@ pub fn conform(answer: &mut Value, validator: &jsonschema::Validator) {
     }
 }
 
-/// Removes the object property at `pointer`; for an array item, the
-/// property holding the array.
-fn remove_field(value: &mut Value, pointer: &str) {
-    let mut segments: Vec<&str> = pointer.split('/').skip(1).collect();
-    while let Some(last) = segments.pop() {
-        let parent_pointer: String = segments.iter().map(|s| format!("/{s}")).collect();
-        match value.pointer_mut(&parent_pointer) {
-            Some(Value::Object(map)) => {
-                map.remove(&last.replace("~1", "/").replace("~0", "~"));
-                return;
-            }
-            Some(Value::Array(_)) => continue,
-            _ => return,
+/// Removes the object property or array item at `pointer` (not the root).
+fn remove_at(value: &mut Value, pointer: &str) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else { return };
+    let last = last.replace("~1", "/").replace("~0", "~");
+    match value.pointer_mut(parent) {
+        Some(Value::Object(map)) => {
+            map.remove(&last);
         }
+        Some(Value::Array(items)) => {
+            if let Some(i) = last.parse::<usize>().ok().filter(|i| *i < items.len()) {
+                items.remove(i);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -186,9 +189,20 @@ mod tests {
         let schema = json!({"type": "object", "properties": {"contact": {"type": "object", "properties": {
             "dateOfBirth": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}, "name": {"type": "string"}}}}});
         let validator = compile(&schema).unwrap();
-        let mut answer = json!({"contact": {"dateOfBirth": {}, "tags": ["a", 5], "name": "Ada", "extra": 1}});
+        let mut answer = json!({"contact": {"dateOfBirth": {}, "tags": ["a", 5, "b", 6], "name": "Ada", "extra": 1}});
         conform(&mut answer, &validator);
-        assert_eq!(answer, json!({"contact": {"name": "Ada", "extra": 1}}));
+        assert_eq!(answer, json!({"contact": {"tags": ["a", "b"], "name": "Ada", "extra": 1}}));
+    }
+
+    #[test]
+    fn conform_drops_an_array_item_that_misses_a_required_property() {
+        let schema = json!({"type": "object", "properties": {"customFields": {"type": "array", "items": {
+            "type": "object", "required": ["id", "fieldValue"], "properties": {"fieldValue": {"type": "string"}}}}}});
+        let validator = compile(&schema).unwrap();
+        let mut answer =
+            json!({"customFields": [{"id": "a", "fieldValue": "x"}, {"id": "b", "fieldValue": [1]}, {"id": "c"}]});
+        conform(&mut answer, &validator);
+        assert_eq!(answer, json!({"customFields": [{"id": "a", "fieldValue": "x"}]}));
     }
 
     #[test]

@@ -166,9 +166,11 @@ fn custom_fields(value: &Value, kind: ValueKey) -> Value {
             .iter()
             .map(|item| {
                 let id = item.get("id").or_else(|| item.get("key")).cloned().unwrap_or(Value::Null);
+                // A null value is stored as empty: the answer's schema has no null.
                 let v = item
                     .get("field_value")
                     .or_else(|| item.get(value_key))
+                    .filter(|v| !v.is_null())
                     .cloned()
                     .unwrap_or(Value::String(String::new()));
                 json!({"id": id, value_key: v})

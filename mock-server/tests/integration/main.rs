@@ -5,6 +5,7 @@ mod auth;
 mod control;
 mod corpus;
 mod limits;
+mod persistence;
 mod resources;
 mod scopes;
 mod secrets;

@@ -3,51 +3,12 @@
 //! logs, and the only token on its standard output is the one it announces
 //! at start-up.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use std::io::Read;
 
 use reqwest::Method;
 use serde_json::json;
 
 use crate::support::*;
-
-struct Server {
-    child: std::process::Child,
-    url: String,
-    first_lines: Vec<String>,
-}
-
-fn start_binary(fixture_path: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ghl-mock"))
-        .args(["serve", "--port", "0", "--frozen-clock", "--fixture"])
-        .arg(fixture_path)
-        .env("GHL_MOCK_LOG", "trace")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ghl-mock");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut reader = BufReader::new(stdout);
-    let mut first_lines = Vec::new();
-    let mut url = String::new();
-    // The banner: URL, spec summary, then one line per minted token.
-    for _ in 0..4 {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            break;
-        }
-        if let Some(u) = line.trim().strip_prefix("ghl-mock listening on ") {
-            url = u.to_string();
-        }
-        first_lines.push(line);
-        if first_lines.len() == 3 {
-            break;
-        }
-    }
-    assert!(!url.is_empty(), "the server announced its URL: {first_lines:?}");
-    child.stdout = Some(reader.into_inner());
-    Server { child, url, first_lines }
-}
 
 #[tokio::test]
 async fn no_full_token_appears_in_the_logs_of_a_full_run() {
@@ -63,7 +24,7 @@ async fn no_full_token_appears_in_the_logs_of_a_full_run() {
         ),
     )
     .unwrap();
-    let mut server = start_binary(&fixture_path);
+    let mut server = start_binary(&["--fixture".as_ref(), fixture_path.as_os_str()]);
     let announced = server
         .first_lines
         .iter()

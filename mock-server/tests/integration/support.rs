@@ -1,7 +1,9 @@
 //! Shared helpers: start a mock in process on a free port, mint tokens, find
 //! the shared corpus (or skip loudly without it).
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use ghl_mock::respond::generate_valid;
@@ -154,4 +156,61 @@ pub fn fill(param: &Param, seed: u64) -> String {
 /// A value the schema accepts (or the generator's best try).
 pub fn valid(schema: &Value, validator: Option<&jsonschema::Validator>, seed: u64) -> Value {
     generate_valid(schema, validator, seed).unwrap_or_else(|(closest, _)| closest)
+}
+
+/// The `ghl-mock` binary, serving on a free port with a frozen clock.
+pub struct Server {
+    pub child: std::process::Child,
+    pub url: String,
+    /// The banner: URL, spec summary, minted tokens.
+    pub first_lines: Vec<String>,
+}
+
+/// Starts `ghl-mock serve --port 0 --frozen-clock ARGS…`.
+pub fn start_binary(args: &[&std::ffi::OsStr]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ghl-mock"))
+        .args(["serve", "--port", "0", "--frozen-clock"])
+        .args(args)
+        .env("GHL_MOCK_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ghl-mock");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut reader = BufReader::new(stdout);
+    let mut first_lines = Vec::new();
+    let mut url = String::new();
+    // The banner: URL, spec summary, one line per minted token, and last the control plane.
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if let Some(u) = line.trim().strip_prefix("ghl-mock listening on ") {
+            url = u.to_string();
+        }
+        let last = line.trim_start().starts_with("control plane:");
+        first_lines.push(line);
+        if last {
+            break;
+        }
+    }
+    assert!(!url.is_empty(), "the server announced its URL: {first_lines:?}");
+    child.stdout = Some(reader.into_inner());
+    Server { child, url, first_lines }
+}
+
+impl Server {
+    /// Asks the server to stop (SIGTERM) and waits for it.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        self.child.wait().expect("wait for ghl-mock")
+    }
+}
+
+/// A fresh directory for one test's files.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ghl-mock-{name}-{}-{}", std::process::id(), fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
 }
