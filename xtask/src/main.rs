@@ -8,12 +8,18 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   ci     what CI runs: fmt --check, clippy -D warnings, the README's test command,
-         with the shared spec corpus required (GHL_REQUIRE_SHARED=1)";
+         with the shared spec corpus required (GHL_REQUIRE_SHARED=1)
+  conformance [--target mock|remote] [--junit PATH] [FILTER...]
+         the conformance suite against ghl-mock in process (mock, the default) or
+         a base URL from the environment (remote: GHL_BASE_URL, GHL_PIT,
+         GHL_LOCATION_ID, ...; see conformance/ and the README); prints the
+         summary table and writes JUnit XML (default target/conformance-TARGET.xml)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("conformance") => conformance(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -43,4 +49,52 @@ fn ci() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Runs the suite binary of ghl-conformance with `GHL_TARGET` set; the
+/// suite prints its own summary table and writes the JUnit file.
+fn conformance(args: &[String]) -> ExitCode {
+    let mut target = "mock".to_string();
+    let mut junit: Option<String> = None;
+    let mut filters: Vec<String> = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--target" => target = rest.next().cloned().unwrap_or_default(),
+            "--junit" => junit = rest.next().cloned(),
+            other => match (other.strip_prefix("--target="), other.strip_prefix("--junit=")) {
+                (Some(t), _) => target = t.to_string(),
+                (_, Some(j)) => junit = Some(j.to_string()),
+                _ => filters.push(other.to_string()),
+            },
+        }
+    }
+    if target != "mock" && target != "remote" {
+        eprintln!("--target must be `mock` or `remote`, not {target:?}\n\n{USAGE}");
+        return ExitCode::from(2);
+    }
+    // The suite runs with its package as working directory: make the path absolute.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = root.canonicalize().unwrap_or(root);
+    let junit = match junit {
+        Some(path) => std::env::current_dir().map(|d| d.join(path)).unwrap_or_default(),
+        None => root.join("target").join(format!("conformance-{target}.xml")),
+    };
+    let mut cargo_args: Vec<String> =
+        ["test", "-p", "ghl-conformance", "--test", "suite", "--", "--junit"].map(String::from).to_vec();
+    cargo_args.push(junit.display().to_string());
+    cargo_args.extend(filters);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("$ GHL_TARGET={target} cargo {}", cargo_args.join(" "));
+    let ok = Command::new(cargo)
+        .args(&cargo_args)
+        .current_dir(&root)
+        .env("GHL_TARGET", &target)
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

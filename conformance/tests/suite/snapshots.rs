@@ -1,0 +1,72 @@
+//! Golden answers, one file per request under the top-level `snapshots/`,
+//! shared by every target: a difference between the mock and a sandbox shows
+//! up as a snapshot diff. Normalised first (see `ghl_conformance::normalise`).
+//!
+//! Snapshots change on purpose only: review with `cargo insta review`, or
+//! rerun with `INSTA_UPDATE=always` and read the diff before committing. With
+//! `CI=true` insta never writes them, so a mismatch fails the run.
+
+use ghl_conformance::contract::{self, VERSION};
+use ghl_conformance::normalise;
+use ghl_conformance::{Call, Stop, Suite};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::Ctx;
+
+type Build = fn(&Ctx) -> Result<Call, Stop>;
+
+const CASES: &[(&str, &str, Build)] = &[
+    ("auth_missing_token", "GET /contacts/ without Authorization", |ctx| Ok(contacts(ctx).version(VERSION))),
+    ("auth_garbage_token", "GET /contacts/ with Bearer not-a-token", |ctx| {
+        Ok(contacts(ctx).bearer("not-a-token").version(VERSION))
+    }),
+    ("auth_unknown_pit", "GET /contacts/ with a PIT no one issued", |ctx| {
+        Ok(contacts(ctx).bearer("pit-00000000-0000-4000-8000-000000000000").version(VERSION))
+    }),
+    ("version_missing", "GET /contacts/ with the PIT and no Version", |ctx| Ok(contacts(ctx).bearer(ctx.pit()))),
+    ("version_unpublished", "GET /contacts/ with Version: 2099-01-01", |ctx| {
+        Ok(contacts(ctx).bearer(ctx.pit()).version("2099-01-01"))
+    }),
+    ("scope_refused", "GET /contacts/ with a PIT without contacts.readonly", |ctx| {
+        Ok(contacts(ctx).bearer(ctx.target.low_scope_pit()?).version(VERSION))
+    }),
+    ("location_refused", "GET /contacts/ naming another location", |ctx| {
+        let other = ctx.target.other_location()?;
+        Ok(ctx.authed(Call::get("/contacts/").query("locationId", other)))
+    }),
+    ("route_unknown", "GET /nothing/here", |_| Ok(Call::get("/nothing/here"))),
+    ("location_found", "GET /locations/{locationId} of the PIT's own location (shape only)", |ctx| {
+        let op = ctx
+            .contract
+            .operation(&Method::GET, "/locations/{locationId}")
+            .ok_or_else(|| Stop::Fail("no GET /locations/{locationId}".into()))?;
+        Ok(ctx.authed(contract::request(op, ctx.location(), &[], 1)))
+    }),
+    ("contact_invalid_email", "POST /contacts/ with email \"not-an-email\"", |ctx| {
+        Ok(ctx.authed(Call::post("/contacts/").json(json!({"locationId": ctx.location(), "email": "not-an-email"}))))
+    }),
+];
+
+fn contacts(ctx: &Ctx) -> Call {
+    Call::get("/contacts/").query("locationId", ctx.location())
+}
+
+pub fn register(s: &mut Suite<Ctx>) {
+    for (name, description, build) in CASES {
+        s.add("snapshots", format!("answers_match_their_snapshots[{name}]"), move |ctx: &Ctx| {
+            let call = build(ctx)?;
+            let answer = ctx.send(&call)?;
+            let normalised = normalise::for_snapshot(&answer);
+            insta::with_settings!({
+                snapshot_path => "../../../snapshots",
+                prepend_module_to_snapshot => false,
+                description => *description,
+                omit_expression => true,
+            }, {
+                insta::assert_json_snapshot!(*name, normalised);
+            });
+            Ok(())
+        });
+    }
+}
