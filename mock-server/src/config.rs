@@ -54,11 +54,29 @@ impl Default for Fidelity {
 pub struct Limits {
     pub max_body_bytes: usize,
     pub max_json_depth: usize,
+    /// Request line and headers together (hyper's read buffer; at least 8 KiB).
+    pub max_header_bytes: usize,
+    /// A client must finish sending its headers within this time.
+    pub header_timeout_ms: u64,
+    /// ... and its body within this time after the headers.
+    pub body_timeout_ms: u64,
+    /// Connections served at once; more are closed at once, not queued.
+    pub max_connections: usize,
+    /// At shutdown, how long requests in flight may take to finish.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024, max_json_depth: 64 }
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_json_depth: 64,
+            max_header_bytes: 64 * 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            max_connections: 4096,
+            shutdown_grace_ms: 30_000,
+        }
     }
 }
 

@@ -34,6 +34,8 @@ pub enum ApiError {
         message: String,
         meta: Option<Value>,
     },
+    /// The body did not arrive in time.
+    RequestTimeout,
     /// A body that cannot be read as what its content type says.
     MalformedBody {
         message: String,
@@ -70,6 +72,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MalformedBody { .. } => StatusCode::BAD_REQUEST,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Control { status, .. } => *status,
             ApiError::OAuth(e) => StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
@@ -97,6 +100,9 @@ impl ApiError {
                     body["meta"] = meta.clone();
                 }
                 body
+            }
+            ApiError::RequestTimeout => {
+                json!({"statusCode": code, "message": "the request body did not arrive in time", "error": "Request Timeout"})
             }
             ApiError::PayloadTooLarge { limit } => {
                 json!({"statusCode": code, "message": format!("request entity too large (limit {limit} bytes)"), "error": "Payload Too Large"})
@@ -142,6 +148,7 @@ impl std::fmt::Display for ApiError {
             ApiError::BadRequest { message, .. } => f.write_str(message),
             ApiError::PayloadTooLarge { .. } => f.write_str("body too large"),
             ApiError::MalformedBody { message } => f.write_str(message),
+            ApiError::RequestTimeout => f.write_str("body timed out"),
             ApiError::UnsupportedMediaType { .. } => f.write_str("unsupported media type"),
             ApiError::Control { message, .. } => f.write_str(message),
             ApiError::OAuth(e) => write!(f, "{}: {}", e.error, e.description),

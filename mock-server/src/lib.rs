@@ -206,22 +206,73 @@ pub fn app(mock: Arc<Mock>) -> axum::Router {
     axum::Router::new().nest("/__admin", admin::routes(mock.clone())).fallback(pipeline::handle).with_state(mock)
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, finishing requests in flight.
+/// Serves `app` on `listener` until `shutdown` completes, then lets requests
+/// in flight finish (within `limits.shutdown_grace_ms`).
+///
+/// The accept loop is hyper's own rather than `axum::serve` so that the
+/// limits a hostile client meets are explicit: a deadline for the headers,
+/// a cap on their size, and a cap on connections, past which new ones are
+/// closed at once instead of queueing.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     mock: Arc<Mock>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let limits = mock.config.limits.clone();
     let saver = mock.config.state_file.is_some().then(|| tokio::spawn(save_changes(mock.clone())));
-    let service = app(mock.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
+    let router = app(mock.clone());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_millis(limits.header_timeout_ms))
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection refused: {} connections open", limits.max_connections);
+            drop(stream);
+            continue;
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            router.clone().oneshot(request.map(axum::body::Body::new))
+        });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let grace = std::time::Duration::from_millis(limits.shutdown_grace_ms);
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still in flight after {} ms; stopping anyway", limits.shutdown_grace_ms);
+    }
     if let Some(saver) = saver {
         saver.abort();
         if let Err(e) = mock.save_state() {
             tracing::error!("final save of the state failed: {e}");
         }
     }
-    served
+    Ok(())
 }
 
 /// Saves the state a moment after it changes (at most five times a second).

@@ -107,7 +107,7 @@ async fn answer(mock: &Mock, request: Request, rate: &mut RateState, trace_id: &
         principal = Some((who, key, profile));
     }
 
-    let bytes = read_body(body, mock.config.limits.max_body_bytes).await?;
+    let bytes = read_body(body, &mock.config.limits).await?;
     let body = parse_body(&parts.headers, &bytes, mock.config.limits.max_json_depth);
 
     if let Some((who, key, profile)) = &principal {
@@ -315,8 +315,14 @@ fn parse_body(headers: &axum::http::HeaderMap, bytes: &Bytes, max_depth: usize) 
     Ok(Some(value))
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge { limit })
+async fn read_body(body: Body, limits: &crate::config::Limits) -> Result<Bytes, ApiError> {
+    let limit = limits.max_body_bytes;
+    let deadline = std::time::Duration::from_millis(limits.body_timeout_ms);
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(ApiError::PayloadTooLarge { limit }),
+        Err(_) => Err(ApiError::RequestTimeout),
+    }
 }
 
 fn decode(segment: &str) -> String {
