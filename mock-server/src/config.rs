@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Behaviours of the real API that are guesses or have a lenient variant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, rename_all = "snake_case")]
+#[serde(default, rename_all = "snake_case", deny_unknown_fields)]
 pub struct Fidelity {
     /// 401 message when `Authorization` is absent. [guess]
     pub missing_token_message: String,
@@ -92,6 +92,9 @@ pub struct Config {
     pub admin_remote: bool,
     /// Save the world and resources here, and start from it when it exists.
     pub state_file: Option<std::path::PathBuf>,
+    /// Count requests and send `X-RateLimit-*` (off: no limiter at all, for
+    /// measuring what it costs).
+    pub rate_limits: bool,
 }
 
 impl Default for Config {
@@ -104,6 +107,7 @@ impl Default for Config {
             admin_token: None,
             admin_remote: false,
             state_file: None,
+            rate_limits: true,
         }
     }
 }

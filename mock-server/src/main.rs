@@ -92,6 +92,15 @@ struct ServeArgs {
     /// and at shutdown, restored at start (default: in memory only).
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
+    /// Fidelity profile (JSON or YAML): the settings where HighLevel's real
+    /// behaviour is a guess or has a lenient variant; unnamed ones keep
+    /// their defaults. See README "Fidelity".
+    #[arg(long, value_name = "FILE")]
+    fidelity: Option<PathBuf>,
+    /// Turn the rate limiter off entirely: no counting, no 429, no
+    /// X-RateLimit-* headers (for measuring its cost; not HighLevel's behaviour).
+    #[arg(long)]
+    no_rate_limits: bool,
 }
 
 fn main() -> ExitCode {
@@ -159,7 +168,26 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         }
     };
+    let fidelity = match &args.fidelity {
+        None => ghl_mock::Fidelity::default(),
+        Some(path) => {
+            let name = path.display().to_string();
+            let parsed = std::fs::read_to_string(path)
+                .map_err(|e| format!("{name}: cannot read: {e}"))
+                .and_then(|text| ghl_mock::spec::parse_document(&name, &text))
+                .and_then(|value| serde_json::from_value(value).map_err(|e| format!("{name}: {e}")));
+            match parsed {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("ghl-mock: bad fidelity profile: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
     let config = Config {
+        fidelity,
+        rate_limits: !args.no_rate_limits,
         seed: args.seed,
         admin_token: args.admin_token.clone(),
         admin_remote: args.admin_remote,

@@ -101,7 +101,9 @@ async fn answer(mock: &Mock, request: Request, rate: &mut RateState, trace_id: &
         let who = authenticate(mock, &parts.headers)?;
         // From here on every answer shows the caller's rate-limit state.
         let (key, profile) = mock.rate_key(&who);
-        rate.headers = Some(mock.limiter.peek(&key, profile, mock.clock.now_ms()));
+        if mock.config.rate_limits {
+            rate.headers = Some(mock.limiter.peek(&key, profile, mock.clock.now_ms()));
+        }
         check::check_version(&parts.headers, op, &mock.config.fidelity)?;
         check::check_security(op, &who)?;
         principal = Some((who, key, profile));
@@ -110,7 +112,7 @@ async fn answer(mock: &Mock, request: Request, rate: &mut RateState, trace_id: &
     let bytes = read_body(body, &mock.config.limits).await?;
     let body = parse_body(&parts.headers, &bytes, mock.config.limits.max_json_depth);
 
-    if let Some((who, key, profile)) = &principal {
+    if let Some((who, _, _)) = &principal {
         let named = check::named_locations(
             op,
             &incoming.path_params,
@@ -118,6 +120,8 @@ async fn answer(mock: &Mock, request: Request, rate: &mut RateState, trace_id: &
             body.as_ref().ok().and_then(Option::as_ref),
         );
         check::check_location(who, &named, &mock.world())?;
+    }
+    if let (Some((who, key, profile)), true) = (&principal, mock.config.rate_limits) {
         let decision = mock.limiter.check(key, *profile, &who.fingerprint, path, mock.clock.now_ms());
         rate.headers = Some(decision.headers);
         if !decision.allowed {

@@ -70,7 +70,7 @@ pub enum WindowKind {
 
 /// Fidelity settings of the limiter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "snake_case")]
+#[serde(default, rename_all = "snake_case", deny_unknown_fields)]
 pub struct Settings {
     pub window: WindowKind,
     /// The daily count resets at 00:00 at this offset from UTC, on the mock's clock [guess: 0].
