@@ -27,6 +27,8 @@ use crate::fixture::{check_scopes, IssuedToken};
 use crate::limits::{Injection, Profile, RateKey, Target};
 use crate::world::{Owner, WorldError};
 use crate::Mock;
+use crate::{journal, report};
+use axum::extract::rejection::QueryRejection;
 
 type Shared = Arc<Mock>;
 type Answer = Result<Response, Refusal>;
@@ -75,6 +77,7 @@ pub fn routes(mock: Shared) -> Router<Shared> {
         .route("/rules", get(list_rules).post(add_rule))
         .route("/rules/{id}", axum::routing::delete(remove_rule))
         .route("/reset", post(reset))
+        .merge(journal_routes()) // issue 8
         .fallback(unknown)
         .layer(middleware::from_fn_with_state(mock, guard))
 }
@@ -501,4 +504,118 @@ async fn reset(State(mock): State<Shared>) -> Answer {
 
 fn issued_json(t: &IssuedToken) -> Value {
     json!({"integration_id": t.integration_id, "name": t.name, "owner": t.owner, "token": t.token})
+}
+
+// Issue 8: the request journal and the client behaviour report.
+
+fn journal_routes() -> Router<Shared> {
+    Router::new()
+        .route("/journal", get(list_journal).delete(clear_journal))
+        .route("/journal/count", post(count_journal))
+        .route("/report", get(client_report))
+}
+
+/// Entries listed when `limit` is not given.
+const JOURNAL_DEFAULT_LIMIT: usize = 1000;
+
+/// `GET /__admin/journal?…`: the fields of [`journal::Filter`] and `limit`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct JournalQuery {
+    method: Option<String>,
+    path: Option<String>,
+    status: Option<journal::StatusMatch>,
+    token: Option<String>,
+    location: Option<String>,
+    refused: Option<journal::Refused>,
+    since: Option<i64>,
+    /// The newest N matching entries (default 1000).
+    limit: Option<usize>,
+}
+
+/// `GET /__admin/report?…`: which requests to judge, and how to print the report.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    /// `json` (the default), `text` or `junit`.
+    format: Option<String>,
+    method: Option<String>,
+    path: Option<String>,
+    token: Option<String>,
+    location: Option<String>,
+    since: Option<i64>,
+}
+
+fn query<T>(mock: &Shared, q: Result<Query<T>, QueryRejection>) -> Result<T, Refusal> {
+    q.map(|Query(q)| q).map_err(|e| refuse(mock, StatusCode::BAD_REQUEST, e.body_text()))
+}
+
+fn normalized(mock: &Shared, filter: journal::Filter) -> Result<journal::Filter, Refusal> {
+    filter.normalized().map_err(|e| refuse(mock, StatusCode::BAD_REQUEST, e))
+}
+
+fn entry_json(mock: &Shared, e: &journal::Entry) -> Value {
+    e.to_json(e.operation.and_then(|i| mock.spec.operation(i)).map(|op| op.id.as_str()))
+}
+
+async fn list_journal(State(mock): State<Shared>, q: Result<Query<JournalQuery>, QueryRejection>) -> Answer {
+    let q = query(&mock, q)?;
+    let filter = normalized(
+        &mock,
+        journal::Filter {
+            method: q.method,
+            path: q.path,
+            status: q.status,
+            token: q.token,
+            location: q.location,
+            refused: q.refused,
+            since: q.since,
+        },
+    )?;
+    let entries = mock.journal.newest(&filter, q.limit.unwrap_or(JOURNAL_DEFAULT_LIMIT));
+    let entries: Vec<Value> = entries.iter().map(|e| entry_json(&mock, e)).collect();
+    ok(json!({"entries": entries, "matched": mock.journal.count(&filter), "journal": mock.journal.stats()}))
+}
+
+async fn clear_journal(State(mock): State<Shared>) -> Answer {
+    let cleared = mock.journal.stats().held;
+    mock.journal.clear();
+    ok(json!({"cleared": cleared}))
+}
+
+/// WireMock-style: how many journaled requests match a pattern.
+async fn count_journal(State(mock): State<Shared>, body: Bytes) -> Answer {
+    let filter = normalized(&mock, parse(&mock, &body)?)?;
+    ok(json!({"count": mock.journal.count(&filter)}))
+}
+
+async fn client_report(State(mock): State<Shared>, q: Result<Query<ReportQuery>, QueryRejection>) -> Answer {
+    let q = query(&mock, q)?;
+    let filter = normalized(
+        &mock,
+        journal::Filter {
+            method: q.method,
+            path: q.path,
+            token: q.token,
+            location: q.location,
+            since: q.since,
+            ..journal::Filter::default()
+        },
+    )?;
+    let entries = mock.journal.entries(&filter);
+    let mut built = report::build(&entries, &report::Settings::of(&mock));
+    built.dropped = mock.journal.stats().dropped;
+    let (content_type, body) = match q.format.as_deref().unwrap_or("json") {
+        "json" => return ok(serde_json::to_value(&built).unwrap_or(Value::Null)),
+        "text" => ("text/plain; charset=utf-8", built.text()),
+        "junit" => ("application/xml; charset=utf-8", built.junit()),
+        other => {
+            return Err(refuse(
+                &mock,
+                StatusCode::BAD_REQUEST,
+                format!("`format` must be json, text or junit, not '{other}'"),
+            ))
+        }
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response())
 }

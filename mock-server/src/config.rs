@@ -95,6 +95,8 @@ pub struct Config {
     /// Count requests and send `X-RateLimit-*` (off: no limiter at all, for
     /// measuring what it costs).
     pub rate_limits: bool,
+    /// Issue 8: how many API requests the journal keeps (the newest; 0: none).
+    pub journal_capacity: usize,
 }
 
 impl Default for Config {
@@ -108,6 +110,7 @@ impl Default for Config {
             admin_remote: false,
             state_file: None,
             rate_limits: true,
+            journal_capacity: 10_000,
         }
     }
 }

@@ -17,9 +17,11 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fixture;
+pub mod journal; // issue 8: request journal
 pub mod limits;
 pub mod persist;
 pub(crate) mod pipeline;
+pub mod report; // issue 8: client behaviour report
 pub mod respond;
 pub mod spec;
 pub mod store;
@@ -51,6 +53,8 @@ pub struct Mock {
     pub oauth: auth::oauth::OAuth,
     pub limiter: limits::Limiter,
     pub rules: respond::control::Rules,
+    /// Issue 8: the newest API requests, for `/__admin/journal` and the report.
+    pub journal: journal::Journal,
 }
 
 /// Why a mock could not start.
@@ -96,6 +100,7 @@ impl Mock {
             }
         }
         let injections = fixture.1.rate_limit_injections.clone();
+        let journal = journal::Journal::new(config.journal_capacity); // issue 8
         let mock = Arc::new(Self {
             spec: Arc::new(spec),
             config,
@@ -109,6 +114,7 @@ impl Mock {
             oauth: auth::oauth::OAuth::default(),
             limiter: limits::Limiter::new(config_rate),
             rules: respond::control::Rules::default(),
+            journal,
         });
         mock.arm_injections(injections);
         Ok(Started { mock, tokens })

@@ -60,6 +60,20 @@ enum Command {
         #[command(flatten)]
         remote: remote::Remote,
     },
+    /// List a running mock's request journal (JSON lines or a table); --clear empties it.
+    Journal {
+        #[command(flatten)]
+        remote: remote::Remote,
+        #[command(flatten)]
+        args: remote::JournalArgs,
+    },
+    /// The client behaviour report of a running mock; exits 1 when a --fail-on kind is found.
+    Report {
+        #[command(flatten)]
+        remote: remote::Remote,
+        #[command(flatten)]
+        args: remote::ReportArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -101,6 +115,10 @@ struct ServeArgs {
     /// X-RateLimit-* headers (for measuring its cost; not HighLevel's behaviour).
     #[arg(long)]
     no_rate_limits: bool,
+    /// How many API requests the journal keeps for `ghl-mock journal` and
+    /// `ghl-mock report` (the newest; 0 turns it off).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    journal_capacity: usize,
 }
 
 fn main() -> ExitCode {
@@ -113,6 +131,8 @@ fn main() -> ExitCode {
         Command::Clock { remote, command } => remote::run(remote, remote::Call::Clock(command)),
         Command::Oauth { remote, command } => remote::run(remote, remote::Call::OAuth(command)),
         Command::Reset { remote } => remote::run(remote, remote::Call::Reset),
+        Command::Journal { remote, args } => remote::journal(remote, args),
+        Command::Report { remote, args } => remote::report(remote, args),
     }
 }
 
@@ -192,6 +212,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         admin_token: args.admin_token.clone(),
         admin_remote: args.admin_remote,
         state_file: args.state.clone(),
+        journal_capacity: args.journal_capacity,
         ..Config::default()
     };
     let clock = if args.frozen_clock { Clock::frozen_now() } else { Clock::system() };

@@ -15,24 +15,29 @@ use serde_json::Value;
 use crate::auth::check::{self, Principal, TokenKind};
 use crate::auth::{secret, AuthError};
 use crate::error::ApiError;
-use crate::limits::RateHeaders;
+use crate::journal::{Answered, Refused, Seen};
+use crate::limits::{self, RateHeaders};
 use crate::respond::control::{self, Preference};
 use crate::spec::{Match, Operation};
 use crate::Mock;
 
 pub async fn handle(State(mock): State<Arc<Mock>>, request: Request) -> Response {
-    let trace_id = uuid::Uuid::new_v4().to_string();
+    let trace_id = trace_id();
     let method = request.method().clone();
     // Logged by fingerprint only; computed only when someone listens.
     let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| {
         let token = check::bearer(request.headers()).map(secret::fingerprint).unwrap_or_else(|_| "none".into());
         (request.uri().path().to_string(), token)
     });
+    // Issue 8: this request's journal record, finished below (or on drop, if the client hangs up first).
+    let mut journaled = mock.journal.begin(mock.clock.now_ms(), &method, request.uri().path(), request.headers());
     let mut rate = RateState::default();
-    let mut response = match answer(&mock, request, &mut rate, &trace_id).await {
+    let mut refused = None;
+    let mut response = match answer(&mock, request, &mut rate, &mut journaled.seen, &trace_id).await {
         Ok(response) => response,
         Err(e) => {
             tracing::debug!(status = e.status().as_u16(), reason = %e, "refused");
+            refused = Some(Refused::of(&e, rate.refusal));
             e.into_response_with(&mock.config.fidelity, &trace_id)
         }
     };
@@ -57,7 +62,23 @@ pub async fn handle(State(mock): State<Arc<Mock>>, request: Request) -> Response
     if let (Ok(name), Ok(value)) = (name, HeaderValue::from_str(&trace_id)) {
         headers.insert(name, value);
     }
+    // Issue 8: the one journal record of this request.
+    journaled.finish(Answered {
+        status: response.status().as_u16(),
+        refused,
+        rate: rate.headers,
+        retry_after_secs: rate.retry_after_secs,
+        fault: response.extensions().get::<control::Fault>().copied(),
+    });
     response
+}
+
+/// A random UUID v4 for the trace header. Not a secret, so drawn from the
+/// thread's fast generator rather than the operating system's (a system call
+/// for every request showed in the profile).
+fn trace_id() -> String {
+    let bytes: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
+    uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
 }
 
 /// What the rate-limit stage leaves for the answer's headers.
@@ -65,6 +86,8 @@ pub async fn handle(State(mock): State<Arc<Mock>>, request: Request) -> Response
 struct RateState {
     headers: Option<RateHeaders>,
     retry_after_secs: Option<u64>,
+    /// Issue 8: why the limiter refused, for the journal.
+    refusal: Option<limits::Refusal>,
 }
 
 /// The parts of a request every stage may read.
@@ -74,7 +97,13 @@ struct Incoming<'a> {
     query: Vec<(String, String)>,
 }
 
-async fn answer(mock: &Mock, request: Request, rate: &mut RateState, trace_id: &str) -> Result<Response, ApiError> {
+async fn answer(
+    mock: &Mock,
+    request: Request,
+    rate: &mut RateState,
+    seen: &mut Seen,
+    trace_id: &str,
+) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
     let path = parts.uri.path();
@@ -86,6 +115,7 @@ async fn answer(mock: &Mock, request: Request, rate: &mut RateState, trace_id: &
     let Some(op) = mock.spec.operation(index) else {
         return Err(ApiError::NotFound { method: method.to_string(), path: path.to_string() });
     };
+    seen.operation(index);
     let incoming = Incoming {
         op,
         path_params: raw_params.into_iter().map(|(k, v)| (k, decode(&v))).collect(),
@@ -98,9 +128,12 @@ async fn answer(mock: &Mock, request: Request, rate: &mut RateState, trace_id: &
 
     let mut principal = None;
     if !op.security.is_empty() {
+        seen.named_location(|| check::named_locations(op, &incoming.path_params, &incoming.query, None).pop());
         let who = authenticate(mock, &parts.headers)?;
+        seen.token(&who.fingerprint);
         // From here on every answer shows the caller's rate-limit state.
         let (key, profile) = mock.rate_key(&who);
+        seen.location(key.resource());
         if mock.config.rate_limits {
             rate.headers = Some(mock.limiter.peek(&key, profile, mock.clock.now_ms()));
         }
@@ -110,6 +143,7 @@ async fn answer(mock: &Mock, request: Request, rate: &mut RateState, trace_id: &
     }
 
     let bytes = read_body(body, &mock.config.limits).await?;
+    seen.body(&bytes);
     let body = parse_body(&parts.headers, &bytes, mock.config.limits.max_json_depth);
 
     if let Some((who, _, _)) = &principal {
@@ -124,6 +158,7 @@ async fn answer(mock: &Mock, request: Request, rate: &mut RateState, trace_id: &
     if let (Some((who, key, profile)), true) = (&principal, mock.config.rate_limits) {
         let decision = mock.limiter.check(key, *profile, &who.fingerprint, path, mock.clock.now_ms());
         rate.headers = Some(decision.headers);
+        rate.refusal = decision.reason;
         if !decision.allowed {
             if mock.config.fidelity.retry_after {
                 rate.retry_after_secs = Some(decision.retry_after_secs);
@@ -220,7 +255,12 @@ async fn controlled(
                 rule.body.as_ref().map(|b| Bytes::from(serde_json::to_vec(b).unwrap_or_default())).unwrap_or(body);
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             return Some(match rule.fault {
-                Some(fault) => control::faulty(fault, status, body),
+                Some(fault) => {
+                    let mut response = control::faulty(fault, status, body);
+                    // Issue 8: the journal records the answer as broken.
+                    response.extensions_mut().insert(fault);
+                    response
+                }
                 None => json_response(status, body),
             });
         }
@@ -275,7 +315,7 @@ fn authenticate(mock: &Mock, headers: &axum::http::HeaderMap) -> Result<Principa
             kind: TokenKind::Pit,
             owner: holder.owner,
             scopes: holder.scopes,
-            fingerprint: secret::fingerprint(token),
+            fingerprint: holder.fingerprint,
             client_id: None,
             user_id: None,
         });
@@ -285,7 +325,7 @@ fn authenticate(mock: &Mock, headers: &axum::http::HeaderMap) -> Result<Principa
     Ok(Principal {
         kind: TokenKind::OAuth,
         owner,
-        scopes: claims.oauth_meta.scopes.into_iter().collect(),
+        scopes: std::sync::Arc::new(claims.oauth_meta.scopes.into_iter().collect()),
         fingerprint: secret::fingerprint(token),
         client_id: Some(claims.oauth_meta.client),
         user_id: Some(claims.user_id),

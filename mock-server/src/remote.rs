@@ -222,3 +222,244 @@ pub fn run(remote: Remote, call: Call) -> ExitCode {
         }
     }
 }
+
+// Issue 8: `ghl-mock journal` and `ghl-mock report`.
+
+/// A token given whole on the command line is turned into its fingerprint
+/// here, so it never travels, not even to the control plane.
+fn token_fingerprint(token: Option<String>) -> Option<String> {
+    token.map(|t| {
+        let t = t.trim();
+        if t == "none" || t.contains(':') {
+            t.to_string()
+        } else {
+            ghl_mock::auth::secret::fingerprint(t)
+        }
+    })
+}
+
+#[derive(Args)]
+pub struct JournalArgs {
+    /// Only requests with this token: its fingerprint (pit:3fa2c1d0), `none`,
+    /// or the token itself (only its fingerprint is sent).
+    #[arg(long)]
+    token: Option<String>,
+    /// Only this status (429) or class (4xx).
+    #[arg(long)]
+    status: Option<String>,
+    /// Only paths matching this glob (`*` one segment, `**` any): /contacts/*
+    #[arg(long)]
+    path: Option<String>,
+    #[arg(long)]
+    method: Option<String>,
+    /// Only requests refused for this reason (scope, invalid_token, rate_limited_burst, …).
+    #[arg(long)]
+    refused: Option<String>,
+    /// Only requests at or after this time (ms since the epoch, on the mock's clock).
+    #[arg(long)]
+    since: Option<i64>,
+    /// The newest N matching requests (default 1000).
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, value_enum, default_value_t = JournalFormat::Jsonl)]
+    format: JournalFormat,
+    /// Empty the journal instead of listing it.
+    #[arg(long)]
+    clear: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum JournalFormat {
+    /// One JSON object a line.
+    Jsonl,
+    Table,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+    /// Finding kinds that make the command exit 1: a comma list of ids
+    /// (sent_during_backoff, retried_too_soon, used_dead_token, version_header,
+    /// ignored_daily_quota, sandbox_burst, duplicate_risk, repeated_scope_refusal) or `all`.
+    #[arg(long, value_name = "LIST", default_value = "")]
+    fail_on: String,
+    /// Judge only the requests of this token (fingerprint or token, as for `journal`).
+    #[arg(long)]
+    token: Option<String>,
+    /// Judge only the requests counted against this location or company.
+    #[arg(long)]
+    location: Option<String>,
+    /// Judge only requests at or after this time (ms on the mock's clock).
+    #[arg(long)]
+    since: Option<i64>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Junit,
+}
+
+/// One control-plane call: the status and the body as text.
+fn admin_call(remote: &Remote, method: reqwest::Method, path: &str) -> Result<(reqwest::StatusCode, String), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let url = format!("{}/__admin{path}", remote.url.trim_end_matches('/'));
+    runtime
+        .block_on(async {
+            let mut request = reqwest::Client::new().request(method, &url);
+            if let Some(token) = &remote.admin_token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await?;
+            let status = response.status();
+            Ok::<_, reqwest::Error>((status, response.text().await?))
+        })
+        .map_err(|e| format!("cannot reach {url}: {e}"))
+}
+
+fn query_string(pairs: &[(&str, Option<String>)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in pairs {
+        if let Some(v) = value {
+            query.append_pair(key, v);
+        }
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        query
+    } else {
+        format!("?{query}")
+    }
+}
+
+/// Prints the journal (or clears it); exit 1 when the mock refuses or cannot be reached.
+pub fn journal(remote: Remote, args: JournalArgs) -> ExitCode {
+    if args.clear {
+        return match admin_call(&remote, reqwest::Method::DELETE, "/journal") {
+            Ok((status, text)) if status.is_success() => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Ok((_, text)) | Err(text) => {
+                eprintln!("ghl-mock: {text}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    let query = query_string(&[
+        ("token", token_fingerprint(args.token)),
+        ("status", args.status),
+        ("path", args.path),
+        ("method", args.method),
+        ("refused", args.refused),
+        ("since", args.since.map(|s| s.to_string())),
+        ("limit", args.limit.map(|l| l.to_string())),
+    ]);
+    let text = match admin_call(&remote, reqwest::Method::GET, &format!("/journal{query}")) {
+        Ok((status, text)) if status.is_success() => text,
+        Ok((_, text)) | Err(text) => {
+            eprintln!("ghl-mock: {text}");
+            return ExitCode::from(1);
+        }
+    };
+    let answer: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("ghl-mock: the journal answer is not JSON: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let entries = answer["entries"].as_array().map(Vec::as_slice).unwrap_or_default();
+    match args.format {
+        JournalFormat::Jsonl => {
+            for e in entries {
+                println!("{e}");
+            }
+        }
+        JournalFormat::Table => print!("{}", journal_table(entries)),
+    }
+    ExitCode::SUCCESS
+}
+
+fn journal_table(entries: &[Value]) -> String {
+    let text = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut out = format!(
+        "{:>7}  {:<24}  {:<6} {:<32} {:>6}  {:<22} {:<13} {:<21} {}\n",
+        "index", "at", "method", "path", "status", "refused/broken", "token", "location", "version"
+    );
+    for e in entries {
+        let why = if e["refused"].is_null() { text(&e["broken"]) } else { text(&e["refused"]) };
+        out.push_str(&format!(
+            "{:>7}  {:<24}  {:<6} {:<32} {:>6}  {:<22} {:<13} {:<21} {}\n",
+            text(&e["index"]),
+            text(&e["at"]),
+            text(&e["method"]),
+            text(&e["path"]),
+            text(&e["status"]),
+            why,
+            text(&e["token"]),
+            text(&e["location"]),
+            text(&e["version"]),
+        ));
+    }
+    out
+}
+
+/// Prints the client behaviour report; exit 1 when it has a finding of a
+/// `--fail-on` kind, 2 when the report cannot be had or the arguments are wrong.
+pub fn report(remote: Remote, args: ReportArgs) -> ExitCode {
+    use ghl_mock::report::{Kind, Report};
+    let fail_on = match Kind::parse_list(&args.fail_on) {
+        Ok(kinds) => kinds,
+        Err(e) => {
+            eprintln!("ghl-mock: --fail-on: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let query = query_string(&[
+        ("token", token_fingerprint(args.token)),
+        ("location", args.location),
+        ("since", args.since.map(|s| s.to_string())),
+    ]);
+    let text = match admin_call(&remote, reqwest::Method::GET, &format!("/report{query}")) {
+        Ok((status, text)) if status.is_success() => text,
+        Ok((_, text)) | Err(text) => {
+            eprintln!("ghl-mock: {text}");
+            return ExitCode::from(2);
+        }
+    };
+    let report: Report = match serde_json::from_str(&text) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ghl-mock: the report answer is not a report: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match args.format {
+        ReportFormat::Text => print!("{}", report.text()),
+        ReportFormat::Junit => print!("{}", report.junit()),
+        ReportFormat::Json => match serde_json::to_string_pretty(&report) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("ghl-mock: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    }
+    let failing = report.failing(&fail_on);
+    if failing.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    let ids: Vec<&str> = failing.iter().map(|k| k.id()).collect();
+    eprintln!("ghl-mock: the client shows {} (--fail-on)", ids.join(", "));
+    ExitCode::from(1)
+}

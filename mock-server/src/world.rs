@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::secret::{self, TokenHash};
 
+/// A token's scopes, shared rather than copied for each request.
+pub type Scopes = std::sync::Arc<BTreeSet<String>>;
+
 /// Seven days: how long the old token of a rotation keeps working.
 pub const ROTATION_GRACE_MS: i64 = 7 * 86_400_000;
 
@@ -57,7 +60,7 @@ pub struct PrivateIntegration {
     pub name: String,
     pub description: String,
     pub owner: Owner,
-    pub scopes: BTreeSet<String>,
+    pub scopes: Scopes,
     current: Slot,
     /// The old token during a rotation, and when it stops working.
     previous: Option<(Slot, i64)>,
@@ -115,7 +118,8 @@ pub struct OAuthApp {
 pub struct PitHolder {
     pub integration_id: String,
     pub owner: Owner,
-    pub scopes: BTreeSet<String>,
+    pub scopes: Scopes,
+    pub fingerprint: String,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -269,7 +273,7 @@ impl World {
             name: name.to_string(),
             description: description.to_string(),
             owner,
-            scopes,
+            scopes: Scopes::new(scopes),
             current,
             previous: None,
         };
@@ -293,7 +297,7 @@ impl World {
             pi.description = description;
         }
         if let Some(scopes) = scopes {
-            pi.scopes = scopes;
+            pi.scopes = Scopes::new(scopes);
         }
         Ok(pi)
     }
@@ -352,7 +356,12 @@ impl World {
         let pi = self.integrations.get(id)?;
         let works = pi.current.hash == hash
             || pi.previous.as_ref().is_some_and(|(old, deadline)| old.hash == hash && now_ms < *deadline);
-        works.then(|| PitHolder { integration_id: pi.id.clone(), owner: pi.owner.clone(), scopes: pi.scopes.clone() })
+        works.then(|| PitHolder {
+            integration_id: pi.id.clone(),
+            owner: pi.owner.clone(),
+            scopes: pi.scopes.clone(),
+            fingerprint: secret::fingerprint_of_hash("pit", &hash),
+        })
     }
 }
 

@@ -13,13 +13,19 @@ tasks:
          the conformance suite against ghl-mock in process (mock, the default) or
          a base URL from the environment (remote: GHL_BASE_URL, GHL_PIT,
          GHL_LOCATION_ID, ...; see conformance/ and the README); prints the
-         summary table and writes JUnit XML (default target/conformance-TARGET.xml)";
+         summary table and writes JUnit XML (default target/conformance-TARGET.xml)
+  bench [--duration S] [--concurrency N] [--threads N] [--soak N] [--no-record]
+         release builds of ghl-mock and a minimal axum baseline under wrk (installed
+         with apt-get when missing): five scenarios as ratios to the baseline,
+         start-up, memory, a soak of N requests (default 1,000,000), floors
+         printed PASS/FAIL, results appended to BENCHMARKS.md";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("conformance") => conformance(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -96,5 +102,29 @@ fn conformance(args: &[String]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Builds the release binaries, then runs the benchmark driver from the
+/// workspace root (it finds the other binaries beside itself).
+fn bench(args: &[String]) -> ExitCode {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = root.canonicalize().unwrap_or(root);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let started = std::time::Instant::now();
+    let built = Command::new(&cargo)
+        .args(["build", "--release", "-p", "ghl-mock", "-p", "ghl-bench"])
+        .current_dir(&root)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !built {
+        return ExitCode::FAILURE;
+    }
+    eprintln!("xtask: release build took {:.0} s", started.elapsed().as_secs_f64());
+    let target = std::env::var("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    let status = Command::new(target.join("release/ghl-bench")).args(args).env("GHL_BENCH_ROOT", &root).current_dir(&root).status();
+    match status {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
     }
 }

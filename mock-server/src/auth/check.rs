@@ -2,7 +2,6 @@
 //! the real API checks (BEHAVIOUR.md §3): token, then `Version`, then token
 //! kind against the scheme, user type, scope, and last the location.
 
-use std::collections::BTreeSet;
 
 use axum::http::HeaderMap;
 use serde_json::Value;
@@ -24,7 +23,7 @@ pub enum TokenKind {
 pub struct Principal {
     pub kind: TokenKind,
     pub owner: Owner,
-    pub scopes: BTreeSet<String>,
+    pub scopes: crate::world::Scopes,
     pub fingerprint: String,
     /// The OAuth app's client id, for OAuth tokens.
     pub client_id: Option<String>,
@@ -222,7 +221,7 @@ mod tests {
         Principal {
             kind,
             owner,
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            scopes: std::sync::Arc::new(scopes.iter().map(|s| s.to_string()).collect()),
             fingerprint: "pit:0".into(),
             client_id: None,
             user_id: None,

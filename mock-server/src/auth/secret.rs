@@ -21,8 +21,15 @@ pub fn fingerprint(token: &str) -> String {
 }
 
 pub fn fingerprint_of_hash(prefix: &str, hash: &TokenHash) -> String {
-    let hex: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}:{hex}")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(prefix.len() + 9);
+    out.push_str(prefix);
+    out.push(':');
+    for b in &hash[..4] {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 pub fn kind_prefix(token: &str) -> &'static str {

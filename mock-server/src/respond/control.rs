@@ -174,6 +174,8 @@ impl Rule {
 #[derive(Debug, Default)]
 pub struct Rules {
     rules: Mutex<(u64, Vec<Rule>)>,
+    /// How many rules there are, so that a call with none takes no lock.
+    count: std::sync::atomic::AtomicUsize,
 }
 
 impl Rules {
@@ -186,6 +188,7 @@ impl Rules {
         guard.0 += 1;
         rule.id = guard.0;
         guard.1.push(rule);
+        self.count.store(guard.1.len(), std::sync::atomic::Ordering::Release);
         guard.0
     }
 
@@ -197,15 +200,21 @@ impl Rules {
         let mut guard = self.lock();
         let before = guard.1.len();
         guard.1.retain(|r| r.id != id);
+        self.count.store(guard.1.len(), std::sync::atomic::Ordering::Release);
         guard.1.len() != before
     }
 
     pub fn clear(&self) {
-        self.lock().1.clear();
+        let mut guard = self.lock();
+        guard.1.clear();
+        self.count.store(0, std::sync::atomic::Ordering::Release);
     }
 
     /// The first rule matching this call, spending one of its uses.
     pub fn take(&self, method: &str, path: &str) -> Option<Rule> {
+        if self.count.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            return None;
+        }
         let mut guard = self.lock();
         let index = guard.1.iter().position(|r| r.matches(method, path))?;
         let rule = guard.1[index].clone();
@@ -213,6 +222,7 @@ impl Rules {
             *count -= 1;
             if *count == 0 {
                 guard.1.remove(index);
+                self.count.store(guard.1.len(), std::sync::atomic::Ordering::Release);
             }
         }
         Some(rule)

@@ -138,6 +138,9 @@ fn echo_at(value: &mut Value, values: &[(String, Value)], depth: usize) {
 /// names: the offending property or array item, or an object that misses a
 /// required property. It stops when the answer validates or nothing changes.
 pub fn conform(answer: &mut Value, validator: &jsonschema::Validator) {
+    if validator.is_valid(answer) {
+        return;
+    }
     for _ in 0..16 {
         let mut paths: Vec<String> =
             validator.iter_errors(answer).map(|e| e.instance_path().as_str().to_string()).collect();

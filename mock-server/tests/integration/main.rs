@@ -4,6 +4,7 @@
 mod auth;
 mod control;
 mod corpus;
+mod journal;
 mod limits;
 mod persistence;
 mod resources;
