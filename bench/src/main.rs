@@ -34,7 +34,10 @@ struct Options {
 }
 
 fn options() -> Result<Options, String> {
-    let root = std::env::var("GHL_BENCH_ROOT").map(PathBuf::from).or_else(|_| std::env::current_dir()).map_err(|e| e.to_string())?;
+    let root = std::env::var("GHL_BENCH_ROOT")
+        .map(PathBuf::from)
+        .or_else(|_| std::env::current_dir())
+        .map_err(|e| e.to_string())?;
     let mut o = Options {
         duration_s: 10,
         concurrency: 32,
@@ -52,7 +55,9 @@ fn options() -> Result<Options, String> {
             "--duration" => o.duration_s = value()?.parse().map_err(|_| "--duration takes seconds")?,
             "--concurrency" => o.concurrency = value()?.parse().map_err(|_| "--concurrency takes a number")?,
             "--threads" => o.threads = value()?.parse().map_err(|_| "--threads takes a number")?,
-            "--soak" => o.soak_requests = value()?.parse().map_err(|_| "--soak takes a number of requests (0: none)")?,
+            "--soak" => {
+                o.soak_requests = value()?.parse().map_err(|_| "--soak takes a number of requests (0: none)")?
+            }
             "--corpus" => o.corpus = PathBuf::from(value()?),
             "--no-record" => {
                 o.record = false;
@@ -99,7 +104,9 @@ impl Server {
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -108,7 +115,13 @@ fn free_port() -> Result<u16, String> {
 }
 
 /// One HTTP/1.1 exchange over a fresh connection: (status, body).
-fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Result<(u16, String), String> {
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<(u16, String), String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
@@ -133,7 +146,11 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Opt
 /// Starts a server and waits for its first answer; returns it and how long that took.
 fn start(mut command: Command, port: u16, probe: &str) -> Result<(Server, Duration), String> {
     let started = Instant::now();
-    let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(|e| format!("cannot start {command:?}: {e}"))?;
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {command:?}: {e}"))?;
     let server = Server { child, port };
     while started.elapsed() < Duration::from_secs(30) {
         if http(port, "GET", probe, &[], None).is_ok() {
@@ -150,9 +167,17 @@ fn ensure_wrk() -> Result<(), String> {
     }
     eprintln!("bench: wrk is missing; installing it with apt-get (Debian's package) ...");
     let t = Instant::now();
-    let ok = Command::new("apt-get").args(["install", "-y", "-qq", "wrk"]).env("DEBIAN_FRONTEND", "noninteractive").status().is_ok_and(|s| s.success())
+    let ok = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "wrk"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .is_ok_and(|s| s.success())
         || (Command::new("apt-get").args(["update", "-qq"]).status().is_ok_and(|s| s.success())
-            && Command::new("apt-get").args(["install", "-y", "-qq", "wrk"]).env("DEBIAN_FRONTEND", "noninteractive").status().is_ok_and(|s| s.success()));
+            && Command::new("apt-get")
+                .args(["install", "-y", "-qq", "wrk"])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .is_ok_and(|s| s.success()));
     if !ok {
         return Err("wrk is not installed and apt-get could not install it".into());
     }
@@ -203,7 +228,14 @@ fn parse_wrk(output: &str) -> Load {
     load
 }
 
-fn wrk(o: &Options, port: u16, path: &str, script: Option<&Path>, headers: &[(&str, &str)], seconds: u64) -> Result<Load, String> {
+fn wrk(
+    o: &Options,
+    port: u16,
+    path: &str,
+    script: Option<&Path>,
+    headers: &[(&str, &str)],
+    seconds: u64,
+) -> Result<Load, String> {
     let mut command = Command::new("wrk");
     command
         .arg(format!("-t{}", o.threads))
@@ -261,7 +293,8 @@ fn mix(corpus: &Path, n: usize) -> Result<Vec<String>, String> {
     for (i, op) in set.operations.iter().enumerate() {
         let location_pit = op.security.iter().any(|r| r.iter().all(|(s, _)| s == "bearer" || s == "Location-Access"));
         // Stored records are read in scenario (a); made-up ids of them would answer 400.
-        let stateful_by_id = ghl_mock::respond::resources::owns(op) && op.params.iter().any(|p| p.location == ParamIn::Path);
+        let stateful_by_id =
+            ghl_mock::respond::resources::owns(op) && op.params.iter().any(|p| p.location == ParamIn::Path);
         if op.method.as_str() != "GET" || !location_pit || stateful_by_id || paths.len() >= n {
             continue;
         }
@@ -272,9 +305,11 @@ fn mix(corpus: &Path, n: usize) -> Result<Vec<String>, String> {
                 _ => match generate_valid(&p.schema, p.validator.as_deref(), i as u64).unwrap_or_else(|(v, _)| v) {
                     Value::String(s) => s,
                     // Query arrays travel as comma-separated items.
-                    Value::Array(items) => {
-                        items.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect::<Vec<_>>().join(",")
-                    }
+                    Value::Array(items) => items
+                        .iter()
+                        .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(","),
                     other => other.to_string(),
                 },
             }
@@ -299,7 +334,13 @@ fn mix(corpus: &Path, n: usize) -> Result<Vec<String>, String> {
 
 fn escape(text: &str) -> String {
     text.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -333,19 +374,34 @@ fn run() -> Result<bool, String> {
 
     let mock_command = |port: u16, extra: &[&str]| {
         let mut c = Command::new(bin_dir.join("ghl-mock"));
-        c.args(["serve", "--port", &port.to_string(), "--specs"]).arg(&o.corpus).arg("--fixture").arg(&fixture_path).args(extra);
+        c.args(["serve", "--port", &port.to_string(), "--specs"])
+            .arg(&o.corpus)
+            .arg("--fixture")
+            .arg(&fixture_path)
+            .args(extra);
         c.env("GHL_MOCK_LOG", "warn");
         c
     };
     let port = free_port()?;
     let (mock, startup) = start(mock_command(port, &[]), port, "/__admin/health")?;
     let rss_start = mock.rss_kib();
-    println!("ghl-mock: {files} spec files, start-up to first answer {:.0} ms, RSS {:.1} MiB", startup.as_secs_f64() * 1000.0, rss_start as f64 / 1024.0);
+    println!(
+        "ghl-mock: {files} spec files, start-up to first answer {:.0} ms, RSS {:.1} MiB",
+        startup.as_secs_f64() * 1000.0,
+        rss_start as f64 / 1024.0
+    );
 
     let auth = [("Authorization", format!("Bearer {PIT}")), ("Version", "2021-07-28".to_string())];
     let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (status, created) = http(port, "POST", "/contacts/", &auth, Some(&format!("{{\"locationId\":\"{LOCATION}\",\"firstName\":\"Bench\",\"email\":\"bench@example.com\"}}")))?;
-    let contact: Value = serde_json::from_str(&created).map_err(|e| format!("create contact answered {status}: {e}"))?;
+    let (status, created) = http(
+        port,
+        "POST",
+        "/contacts/",
+        &auth,
+        Some(&format!("{{\"locationId\":\"{LOCATION}\",\"firstName\":\"Bench\",\"email\":\"bench@example.com\"}}")),
+    )?;
+    let contact: Value =
+        serde_json::from_str(&created).map_err(|e| format!("create contact answered {status}: {e}"))?;
     let contact_id = contact["contact"]["id"].as_str().ok_or(format!("no contact id in {created}"))?.to_string();
     let contact_path = format!("/contacts/{contact_id}");
     let (_, got) = http(port, "GET", &contact_path, &auth, None)?;
@@ -394,8 +450,16 @@ end
     let sandbox = [("Authorization", format!("Bearer {SANDBOX_PIT}")), ("Version", "2021-07-28".to_string())];
     let sandbox: Vec<(&str, &str)> = sandbox.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let rows = vec![
-        Row { name: "(a) GET stored contact, PIT", load: wrk(&o, port, &contact_path, None, &auth, d)?, expected: "2xx" },
-        Row { name: "(b) POST contact, validated", load: wrk(&o, port, "/contacts/", Some(&create_lua), &auth, d)?, expected: "2xx" },
+        Row {
+            name: "(a) GET stored contact, PIT",
+            load: wrk(&o, port, &contact_path, None, &auth, d)?,
+            expected: "2xx",
+        },
+        Row {
+            name: "(b) POST contact, validated",
+            load: wrk(&o, port, "/contacts/", Some(&create_lua), &auth, d)?,
+            expected: "2xx",
+        },
         Row { name: "(c) bad token (401)", load: wrk(&o, port, &contact_path, None, &bad, d)?, expected: "401" },
         Row { name: "(d) mix of 50 operations", load: wrk(&o, port, "/", Some(&mix_lua), &auth, d)?, expected: "2xx" },
         Row {
@@ -410,8 +474,17 @@ end
     // The same pipeline with the limiter taken out.
     let off_port = free_port()?;
     let (off, _) = start(mock_command(off_port, &["--no-rate-limits"]), off_port, "/__admin/health")?;
-    let (_, created) = http(off_port, "POST", "/contacts/", &auth, Some(&format!("{{\"locationId\":\"{LOCATION}\",\"email\":\"off@example.com\"}}")))?;
-    let off_id = serde_json::from_str::<Value>(&created).ok().and_then(|v| v["contact"]["id"].as_str().map(str::to_string)).ok_or("no contact id")?;
+    let (_, created) = http(
+        off_port,
+        "POST",
+        "/contacts/",
+        &auth,
+        Some(&format!("{{\"locationId\":\"{LOCATION}\",\"email\":\"off@example.com\"}}")),
+    )?;
+    let off_id = serde_json::from_str::<Value>(&created)
+        .ok()
+        .and_then(|v| v["contact"]["id"].as_str().map(str::to_string))
+        .ok_or("no contact id")?;
     let limits_off = wrk(&o, off_port, &format!("/contacts/{off_id}"), None, &auth, d)?;
     drop(off);
 
@@ -420,8 +493,17 @@ end
     if o.soak_requests > 0 {
         let soak_port = free_port()?;
         let (server, _) = start(mock_command(soak_port, &[]), soak_port, "/__admin/health")?;
-        let (_, created) = http(soak_port, "POST", "/contacts/", &auth, Some(&format!("{{\"locationId\":\"{LOCATION}\",\"email\":\"soak@example.com\"}}")))?;
-        let id = serde_json::from_str::<Value>(&created).ok().and_then(|v| v["contact"]["id"].as_str().map(str::to_string)).ok_or("no contact id")?;
+        let (_, created) = http(
+            soak_port,
+            "POST",
+            "/contacts/",
+            &auth,
+            Some(&format!("{{\"locationId\":\"{LOCATION}\",\"email\":\"soak@example.com\"}}")),
+        )?;
+        let id = serde_json::from_str::<Value>(&created)
+            .ok()
+            .and_then(|v| v["contact"]["id"].as_str().map(str::to_string))
+            .ok_or("no contact id")?;
         let path = format!("/contacts/{id}");
         // Warm up, so the baseline RSS includes what a running mock holds.
         wrk(&o, soak_port, &path, None, &auth, 2)?;
@@ -436,7 +518,9 @@ end
     // Report.
     let mut out = String::new();
     let machine = machine();
-    let date = ghl_mock::clock::iso8601(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0));
+    let date = ghl_mock::clock::iso8601(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
+    );
     out.push_str(&format!(
         "\n## {date}\n\nMachine: {machine}. Command: `cargo xtask bench --duration {d} --concurrency {}` (wrk -t{} -c{}, release builds, {files} corpus files).\n\n",
         o.concurrency, o.threads, o.concurrency
@@ -448,7 +532,8 @@ end
     ));
     for r in &rows {
         // wrk counts non-2xx; for the refusal scenarios that count is the expected answer.
-        let unexpected = if r.expected == "2xx" { r.load.non_2xx } else { r.load.requests.saturating_sub(r.load.non_2xx) };
+        let unexpected =
+            if r.expected == "2xx" { r.load.non_2xx } else { r.load.requests.saturating_sub(r.load.non_2xx) };
         out.push_str(&format!(
             "| {} | {:.0} | {:.2} | {:.3} | {:.3} | {} | {} | {} |\n",
             r.name,
@@ -479,13 +564,26 @@ end
         rss_start as f64 / 1024.0,
         rss_after_scenarios as f64 / 1024.0
     ));
-    out.push_str(&format!("Rate limiter on vs off, scenario (a): {:.1}% fewer requests/s with it on.\n", limiter_cost * 100.0));
+    out.push_str(&format!(
+        "Rate limiter on vs off, scenario (a): {:.1}% fewer requests/s with it on.\n",
+        limiter_cost * 100.0
+    ));
     let mut floors: BTreeMap<&str, (bool, String)> = BTreeMap::new();
-    floors.insert("1 (a) >= 50% of baseline req/s", (a.rps >= 0.5 * base.rps, format!("{:.0}%", 100.0 * a.rps / base.rps)));
+    floors.insert(
+        "1 (a) >= 50% of baseline req/s",
+        (a.rps >= 0.5 * base.rps, format!("{:.0}%", 100.0 * a.rps / base.rps)),
+    );
     floors.insert("2 (a) p99 < 5 ms at concurrency 32", (a.p99_ms < 5.0, format!("{:.3} ms", a.p99_ms)));
-    floors.insert("3 start-up < 1 s with the corpus", (startup < Duration::from_secs(1), format!("{:.0} ms", startup.as_secs_f64() * 1000.0)));
-    floors.insert("4 RSS < 100 MiB with the corpus", (rss_start < 100 * 1024, format!("{:.1} MiB", rss_start as f64 / 1024.0)));
-    floors.insert("6 limiter costs < 10% of (a)'s req/s", (limiter_cost < 0.10, format!("{:.1}%", limiter_cost * 100.0)));
+    floors.insert(
+        "3 start-up < 1 s with the corpus",
+        (startup < Duration::from_secs(1), format!("{:.0} ms", startup.as_secs_f64() * 1000.0)),
+    );
+    floors.insert(
+        "4 RSS < 100 MiB with the corpus",
+        (rss_start < 100 * 1024, format!("{:.1} MiB", rss_start as f64 / 1024.0)),
+    );
+    floors
+        .insert("6 limiter costs < 10% of (a)'s req/s", (limiter_cost < 0.10, format!("{:.1}%", limiter_cost * 100.0)));
     if let Some((load, before, after)) = &soak {
         let growth = *after as f64 / (*before).max(1) as f64 - 1.0;
         out.push_str(&format!(
@@ -497,7 +595,13 @@ end
             *after as f64 / 1024.0,
             growth * 100.0
         ));
-        floors.insert("5 RSS growth over the soak < 20%", (growth < 0.20 && load.requests >= o.soak_requests, format!("{:+.1}% over {} requests", growth * 100.0, load.requests)));
+        floors.insert(
+            "5 RSS growth over the soak < 20%",
+            (
+                growth < 0.20 && load.requests >= o.soak_requests,
+                format!("{:+.1}% over {} requests", growth * 100.0, load.requests),
+            ),
+        );
     }
     let all_pass = floors.values().all(|(ok, _)| *ok);
     out.push_str("\n| floor | result | measured |\n|---|---|---|\n");
@@ -520,7 +624,12 @@ end
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mem = std::fs::read_to_string("/proc/meminfo")

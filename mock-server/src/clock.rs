@@ -53,9 +53,11 @@ impl Clock {
         self.now_ms().div_euclid(1000)
     }
 
-    /// Moves the clock forward; negative amounts are refused by callers.
+    /// Moves the clock forward (never backward, and never past the end of
+    /// time: it stops at `i64::MAX`).
     pub fn advance_ms(&self, ms: i64) {
-        self.millis.fetch_add(ms, Ordering::AcqRel);
+        let ms = ms.max(0);
+        let _ = self.millis.fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| Some(m.saturating_add(ms)));
     }
 
     /// Sets the current time, keeping the clock frozen or running as it was.

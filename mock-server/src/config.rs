@@ -74,7 +74,9 @@ impl Default for Limits {
             max_header_bytes: 64 * 1024,
             header_timeout_ms: 10_000,
             body_timeout_ms: 30_000,
-            max_connections: 4096,
+            // Below the usual limit of 1024 open files, so the cap, not the
+            // operating system, decides.
+            max_connections: 768,
             shutdown_grace_ms: 30_000,
         }
     }

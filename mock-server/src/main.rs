@@ -115,6 +115,18 @@ struct ServeArgs {
     /// X-RateLimit-* headers (for measuring its cost; not HighLevel's behaviour).
     #[arg(long)]
     no_rate_limits: bool,
+    /// Connections served at once; more are closed at once.
+    #[arg(long, default_value_t = ghl_mock::config::Limits::default().max_connections)]
+    max_connections: usize,
+    /// Largest request body, in bytes (larger: 413).
+    #[arg(long, default_value_t = ghl_mock::config::Limits::default().max_body_bytes)]
+    max_body_bytes: usize,
+    /// Time a client has to send its headers, in milliseconds.
+    #[arg(long, default_value_t = ghl_mock::config::Limits::default().header_timeout_ms)]
+    header_timeout_ms: u64,
+    /// Time a client has to send its body after the headers, in milliseconds (then 408).
+    #[arg(long, default_value_t = ghl_mock::config::Limits::default().body_timeout_ms)]
+    body_timeout_ms: u64,
     /// How many API requests the journal keeps for `ghl-mock journal` and
     /// `ghl-mock report` (the newest; 0 turns it off).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
@@ -208,12 +220,18 @@ fn serve(args: ServeArgs) -> ExitCode {
     let config = Config {
         fidelity,
         rate_limits: !args.no_rate_limits,
+        limits: ghl_mock::config::Limits {
+            max_connections: args.max_connections,
+            max_body_bytes: args.max_body_bytes,
+            header_timeout_ms: args.header_timeout_ms,
+            body_timeout_ms: args.body_timeout_ms,
+            ..Default::default()
+        },
         seed: args.seed,
         admin_token: args.admin_token.clone(),
         admin_remote: args.admin_remote,
         state_file: args.state.clone(),
         journal_capacity: args.journal_capacity,
-        ..Config::default()
     };
     let clock = if args.frozen_clock { Clock::frozen_now() } else { Clock::system() };
     let started_mock = match Mock::start(set, config, clock, fixture) {

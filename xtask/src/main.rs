@@ -121,8 +121,13 @@ fn bench(args: &[String]) -> ExitCode {
         return ExitCode::FAILURE;
     }
     eprintln!("xtask: release build took {:.0} s", started.elapsed().as_secs_f64());
-    let target = std::env::var("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| root.join("target"));
-    let status = Command::new(target.join("release/ghl-bench")).args(args).env("GHL_BENCH_ROOT", &root).current_dir(&root).status();
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    let status = Command::new(target.join("release/ghl-bench"))
+        .args(args)
+        .env("GHL_BENCH_ROOT", &root)
+        .current_dir(&root)
+        .status();
     match status {
         Ok(s) if s.success() => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,

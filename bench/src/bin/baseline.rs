@@ -9,7 +9,9 @@ use axum::routing::get;
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(port), Some(size)) = (args.get(1).and_then(|p| p.parse::<u16>().ok()), args.get(2).and_then(|s| s.parse::<usize>().ok())) else {
+    let (Some(port), Some(size)) =
+        (args.get(1).and_then(|p| p.parse::<u16>().ok()), args.get(2).and_then(|s| s.parse::<usize>().ok()))
+    else {
         eprintln!("usage: baseline PORT BODY_BYTES");
         return std::process::ExitCode::from(2);
     };

@@ -2,7 +2,6 @@
 //! the real API checks (BEHAVIOUR.md §3): token, then `Version`, then token
 //! kind against the scheme, user type, scope, and last the location.
 
-
 use axum::http::HeaderMap;
 use serde_json::Value;
 

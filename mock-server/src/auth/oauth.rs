@@ -146,7 +146,7 @@ impl OAuth {
     /// for a user approving an app install).
     pub fn issue_code(&self, grant: Grant, now_ms: i64) -> String {
         let code = uuid::Uuid::new_v4().simple().to_string();
-        lock(&self.codes).insert(code.clone(), Code { grant, expires_at_ms: now_ms + CODE_TTL_MS });
+        lock(&self.codes).insert(code.clone(), Code { grant, expires_at_ms: now_ms.saturating_add(CODE_TTL_MS) });
         code
     }
 
@@ -234,7 +234,7 @@ impl OAuth {
             source: "INTEGRATION".into(),
             channel: "OAUTH".into(),
             iat: now,
-            exp: now + ttl_secs,
+            exp: now.saturating_add(ttl_secs),
             jti: jti.clone(),
             user_id: grant.user_id.clone(),
         };

@@ -27,18 +27,29 @@ pub enum Source {
 pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
 /// References nested deeper than this are cut, whatever their shape.
 const MAX_REF_DEPTH: usize = 64;
+/// Values nested deeper than this (counting through references) are cut:
+/// no real schema nests so deep, and the walk must not exhaust the stack.
+const MAX_VALUE_DEPTH: usize = 256;
+/// How many JSON nodes one `inline` call may produce. References that fan out
+/// (A uses B ten times, B uses C ten times, …) grow exponentially when
+/// inlined; past this the rest is cut to open schemas, with a warning. The
+/// largest path item of the official corpus inlines to fewer than 5,000.
+const INLINE_BUDGET: usize = 200_000;
 
 /// Loaded documents, by key (a normalised path).
 pub struct DocStore {
     source: Source,
     docs: HashMap<String, Result<Value, String>>,
-    inlined: HashMap<(String, String), Value>,
+    /// Inlined targets and their size in nodes.
+    inlined: HashMap<(String, String), (Value, usize)>,
     reported: HashSet<(String, String)>,
+    /// Nodes the current `inline` call may still produce.
+    budget: usize,
 }
 
 impl DocStore {
     pub fn new(source: Source) -> Self {
-        Self { source, docs: HashMap::new(), inlined: HashMap::new(), reported: HashSet::new() }
+        Self { source, docs: HashMap::new(), inlined: HashMap::new(), reported: HashSet::new(), budget: INLINE_BUDGET }
     }
 
     /// The keys of the top-level spec files of the source, sorted.
@@ -87,11 +98,23 @@ impl DocStore {
                 .map(|(_, text)| text.to_string())
                 .ok_or_else(|| format!("{key}: no such embedded file")),
             Source::Dir(_) => {
+                use std::io::Read;
                 let meta = std::fs::metadata(key).map_err(|e| format!("{key}: cannot read: {e}"))?;
+                // A device or a FIFO would never end, or never begin: only plain files are read.
+                if !meta.is_file() {
+                    return Err(format!("{key}: not a regular file"));
+                }
                 if meta.len() > MAX_FILE_BYTES {
                     return Err(format!("{key}: file is {} bytes, over the limit of {MAX_FILE_BYTES}", meta.len()));
                 }
-                let bytes = std::fs::read(key).map_err(|e| format!("{key}: cannot read: {e}"))?;
+                // The file may grow between the check and the read: read no more than the limit.
+                let mut bytes = Vec::new();
+                std::fs::File::open(key)
+                    .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+                    .map_err(|e| format!("{key}: cannot read: {e}"))?;
+                if bytes.len() as u64 > MAX_FILE_BYTES {
+                    return Err(format!("{key}: file is over the limit of {MAX_FILE_BYTES} bytes"));
+                }
                 String::from_utf8(bytes).map_err(|_| format!("{key}: not UTF-8 text"))
             }
         }
@@ -110,7 +133,8 @@ impl DocStore {
     /// by what it points at.
     pub fn inline(&mut self, file: &str, value: &Value, pointer: &str, warnings: &mut Vec<Warning>) -> Value {
         let mut stack = Vec::new();
-        self.inline_at(file, value, pointer, &mut stack, warnings)
+        self.budget = INLINE_BUDGET;
+        self.inline_at(file, value, pointer, 0, &mut stack, warnings)
     }
 
     fn inline_at(
@@ -118,18 +142,40 @@ impl DocStore {
         file: &str,
         value: &Value,
         pointer: &str,
+        depth: usize,
         stack: &mut Vec<(String, String)>,
         warnings: &mut Vec<Warning>,
     ) -> Value {
+        if depth > MAX_VALUE_DEPTH {
+            self.warn_once(
+                warnings,
+                file,
+                pointer,
+                WarningKind::BadSchema,
+                format!("nested deeper than {MAX_VALUE_DEPTH} levels (through references); cut to an open schema"),
+            );
+            return Value::Object(Default::default());
+        }
+        if self.budget == 0 {
+            self.warn_once(
+                warnings,
+                file,
+                "",
+                WarningKind::BadSchema,
+                format!("references expand to more than {INLINE_BUDGET} values; the rest is cut to open schemas"),
+            );
+            return Value::Object(Default::default());
+        }
+        self.budget -= 1;
         match value {
             Value::Object(map) => {
                 if let Some(Value::String(reference)) = map.get("$ref") {
-                    return self.follow(file, reference, pointer, stack, warnings);
+                    return self.follow(file, reference, pointer, depth, stack, warnings);
                 }
                 let mut out = serde_json::Map::with_capacity(map.len());
                 for (k, v) in map {
                     let child = format!("{pointer}/{}", escape(k));
-                    out.insert(k.clone(), self.inline_at(file, v, &child, stack, warnings));
+                    out.insert(k.clone(), self.inline_at(file, v, &child, depth + 1, stack, warnings));
                 }
                 Value::Object(out)
             }
@@ -137,7 +183,7 @@ impl DocStore {
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| self.inline_at(file, v, &format!("{pointer}/{i}"), stack, warnings))
+                    .map(|(i, v)| self.inline_at(file, v, &format!("{pointer}/{i}"), depth + 1, stack, warnings))
                     .collect(),
             ),
             other => other.clone(),
@@ -149,6 +195,7 @@ impl DocStore {
         file: &str,
         reference: &str,
         pointer: &str,
+        depth: usize,
         stack: &mut Vec<(String, String)>,
         warnings: &mut Vec<Warning>,
     ) -> Value {
@@ -165,8 +212,21 @@ impl DocStore {
             );
             return Value::Object(Default::default());
         }
-        if let Some(done) = self.inlined.get(&target) {
-            return done.clone();
+        if let Some((done, size)) = self.inlined.get(&target) {
+            // A copy costs what the original did.
+            if *size <= self.budget {
+                self.budget -= size;
+                return done.clone();
+            }
+            self.budget = 0;
+            self.warn_once(
+                warnings,
+                file,
+                "",
+                WarningKind::BadSchema,
+                format!("references expand to more than {INLINE_BUDGET} values; the rest is cut to open schemas"),
+            );
+            return Value::Object(Default::default());
         }
         let found = match self.get(&target_file) {
             Ok(doc) => lookup(doc, fragment).cloned(),
@@ -193,9 +253,10 @@ impl DocStore {
         };
         stack.push(target.clone());
         let fragment_pointer = if fragment.is_empty() { String::new() } else { fragment.to_string() };
-        let resolved = self.inline_at(&target_file, &found, &fragment_pointer, stack, warnings);
+        let before = self.budget;
+        let resolved = self.inline_at(&target_file, &found, &fragment_pointer, depth, stack, warnings);
         stack.pop();
-        self.inlined.insert(target, resolved.clone());
+        self.inlined.insert(target, (resolved.clone(), before - self.budget));
         resolved
     }
 

@@ -216,14 +216,27 @@ pub enum LoadError {
     #[error("{0}")]
     Source(String),
     #[error("no servable OpenAPI operations found{}", describe(.0))]
-    NothingServable(Vec<FileError>),
+    NothingServable(Box<SpecSet>),
 }
 
-fn describe(errors: &[FileError]) -> String {
-    if errors.is_empty() {
-        return String::from(" (no .json, .yaml or .yml file holds any path)");
+/// Says, file by file, why nothing could be served.
+fn describe(set: &SpecSet) -> String {
+    if set.errors.is_empty() && set.files.is_empty() {
+        return String::from(" (no .json, .yaml or .yml file found)");
     }
-    let lines: Vec<String> = errors.iter().map(|e| format!("\n  {}: {}", e.file, e.message)).collect();
+    // Error messages already start with their file's name.
+    let mut lines: Vec<String> = set.errors.iter().map(|e| format!("\n  {}", e.message)).collect();
+    for file in set.files.iter().filter(|f| f.operations == 0) {
+        let warned: Vec<&Warning> = set.warnings.iter().filter(|w| w.file == file.file).collect();
+        match warned.first() {
+            Some(w) => lines.push(format!(
+                "\n  {}: no operation could be served ({} warnings; the first: {w})",
+                file.file,
+                warned.len()
+            )),
+            None => lines.push(format!("\n  {}: holds no operations (only shared components?)", file.file)),
+        }
+    }
     format!(":{}", lines.concat())
 }
 
@@ -276,7 +289,7 @@ pub fn load(source: Source, seed: u64) -> Result<SpecSet, LoadError> {
         set.files.push(FileSummary { file: key, operations: set.operations.len() - before });
     }
     if set.operations.is_empty() {
-        return Err(LoadError::NothingServable(set.errors));
+        return Err(LoadError::NothingServable(Box::new(set)));
     }
     Ok(set)
 }
@@ -289,8 +302,24 @@ fn load_file(
     set: &mut SpecSet,
     seen_ids: &mut std::collections::HashMap<String, String>,
 ) {
-    let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
-        return;
+    let paths = match doc.get("paths") {
+        Some(Value::Object(paths)) => paths,
+        // A file of shared components only.
+        None => return,
+        Some(other) => {
+            let kind = match other {
+                Value::Array(_) => "a list",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                Value::Bool(_) => "a boolean",
+                _ => "null",
+            };
+            set.errors.push(FileError {
+                file: key.to_string(),
+                message: format!("{key}: `paths` is {kind}, not an object of paths"),
+            });
+            return;
+        }
     };
     let global_security = doc.get("security");
     for (path, item) in paths {

@@ -4,8 +4,10 @@
 mod auth;
 mod control;
 mod corpus;
+mod hostile;
 mod journal;
 mod limits;
+mod loader;
 mod persistence;
 mod resources;
 mod scopes;

@@ -164,18 +164,33 @@ pub struct Server {
     pub url: String,
     /// The banner: URL, spec summary, minted tokens.
     pub first_lines: Vec<String>,
+    /// Everything the server logged so far (at trace level).
+    pub logs: std::sync::Arc<std::sync::Mutex<String>>,
+    drain: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Starts `ghl-mock serve --port 0 --frozen-clock ARGS…`.
 pub fn start_binary(args: &[&std::ffi::OsStr]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ghl-mock"))
-        .args(["serve", "--port", "0", "--frozen-clock"])
-        .args(args)
-        .env("GHL_MOCK_LOG", "trace")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ghl-mock");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ghl-mock"));
+    command.args(["serve", "--port", "0", "--frozen-clock"]).args(args).env("GHL_MOCK_LOG", "trace");
+    start_command(command)
+}
+
+/// Starts a command that runs `ghl-mock serve` and waits for its banner.
+pub fn start_command(mut command: Command) -> Server {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start ghl-mock");
+    // Drained as it comes, so a chatty server never blocks on a full pipe.
+    let stderr = child.stderr.take().expect("stderr");
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = logs.clone();
+    let drain = std::thread::spawn(move || {
+        let mut lines = BufReader::new(stderr);
+        let mut line = String::new();
+        while lines.read_line(&mut line).unwrap_or(0) > 0 {
+            sink.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+    });
     let stdout = child.stdout.take().expect("stdout");
     let mut reader = BufReader::new(stdout);
     let mut first_lines = Vec::new();
@@ -197,10 +212,18 @@ pub fn start_binary(args: &[&std::ffi::OsStr]) -> Server {
     }
     assert!(!url.is_empty(), "the server announced its URL: {first_lines:?}");
     child.stdout = Some(reader.into_inner());
-    Server { child, url, first_lines }
+    Server { child, url, first_lines, logs, drain: Some(drain) }
 }
 
 impl Server {
+    /// After the process has ended: all it ever logged.
+    pub fn all_logs(&mut self) -> String {
+        if let Some(drain) = self.drain.take() {
+            let _ = drain.join();
+        }
+        self.logs.lock().unwrap().clone()
+    }
+
     /// Asks the server to stop (SIGTERM) and waits for it.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
