@@ -374,7 +374,8 @@ fn run() -> Result<bool, String> {
 
     let mock_command = |port: u16, extra: &[&str]| {
         let mut c = Command::new(bin_dir.join("ghl-mock"));
-        c.args(["serve", "--port", &port.to_string(), "--specs"])
+        // Scenario (b) creates hundreds of thousands of contacts: room for them.
+        c.args(["serve", "--port", &port.to_string(), "--max-records", "10000000", "--specs"])
             .arg(&o.corpus)
             .arg("--fixture")
             .arg(&fixture_path)

@@ -64,6 +64,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// At shutdown, how long requests in flight may take to finish.
     pub shutdown_grace_ms: u64,
+    /// Contacts (and notes, and opportunities) one location may hold.
+    pub max_records: usize,
 }
 
 impl Default for Limits {
@@ -78,6 +80,7 @@ impl Default for Limits {
             // operating system, decides.
             max_connections: 768,
             shutdown_grace_ms: 30_000,
+            max_records: crate::store::DEFAULT_MAX_RECORDS,
         }
     }
 }

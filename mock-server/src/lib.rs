@@ -99,6 +99,7 @@ impl Mock {
                 tokens.clear();
             }
         }
+        store.max_records = config.limits.max_records;
         let injections = fixture.1.rate_limit_injections.clone();
         let journal = journal::Journal::new(config.journal_capacity); // issue 8
         let mock = Arc::new(Self {
@@ -156,7 +157,9 @@ impl Mock {
             fixture::build(&self.fixture.0, &self.fixture.1, strict.then_some(&self.known_scopes), rng)
         })?;
         *self.world_mut() = world;
-        *self.store_mut() = fixture::store_for(&self.fixture.1);
+        let mut store = fixture::store_for(&self.fixture.1);
+        store.max_records = self.config.limits.max_records;
+        *self.store_mut() = store;
         self.oauth.clear();
         self.limiter.clear();
         self.rules.clear();

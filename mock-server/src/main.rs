@@ -124,6 +124,10 @@ struct ServeArgs {
     /// Time a client has to send its headers, in milliseconds.
     #[arg(long, default_value_t = ghl_mock::config::Limits::default().header_timeout_ms)]
     header_timeout_ms: u64,
+    /// Contacts (and notes, and opportunities) one location may hold; past it
+    /// creation answers 400, so memory stays bounded.
+    #[arg(long, default_value_t = ghl_mock::config::Limits::default().max_records)]
+    max_records: usize,
     /// Time a client has to send its body after the headers, in milliseconds (then 408).
     #[arg(long, default_value_t = ghl_mock::config::Limits::default().body_timeout_ms)]
     body_timeout_ms: u64,
@@ -225,6 +229,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             max_body_bytes: args.max_body_bytes,
             header_timeout_ms: args.header_timeout_ms,
             body_timeout_ms: args.body_timeout_ms,
+            max_records: args.max_records,
             ..Default::default()
         },
         seed: args.seed,

@@ -85,6 +85,7 @@ pub fn load(path: &Path) -> Result<Option<Snapshot>, String> {
         return Err(format!("{}: state format {} is not {FORMAT}", path.display(), snapshot.format));
     }
     snapshot.world.reindex();
+    snapshot.store.reindex();
     Ok(Some(snapshot))
 }
 

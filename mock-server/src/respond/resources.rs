@@ -127,6 +127,16 @@ fn remove_tags(ctx: &Ctx<'_>) -> Answer {
     tags(ctx, false)
 }
 
+fn full(f: crate::store::Full) -> ApiError {
+    ApiError::BadRequest {
+        message: format!(
+            "ghl-mock keeps at most {} {} per location and {} holds that many (serve --max-records raises it)",
+            f.max, f.kind, f.location
+        ),
+        meta: None,
+    }
+}
+
 fn not_found(what: &str) -> ApiError {
     ApiError::BadRequest { message: format!("{what} not found"), meta: None }
 }
@@ -255,6 +265,7 @@ fn create_contact(ctx: &Ctx<'_>) -> Result<Option<(StatusCode, Value)>, ApiError
     let now = ctx.mock.clock.now_ms();
     let (id, record) = new_contact(ctx, &location, now);
     let mut store = ctx.mock.store_mut();
+    store.room_for(&location, "contacts").map_err(full)?;
     check_duplicates(&store, &location, &record, None)?;
     store.insert_contact(&location, &id, now, record.clone());
     ctx.success(json!({"contact": record}))
@@ -266,14 +277,17 @@ fn upsert_contact(ctx: &Ctx<'_>) -> Result<Option<(StatusCode, Value)>, ApiError
     let now = ctx.mock.clock.now_ms();
     let mut store = ctx.mock.store_mut();
     let existing = store.duplicate_of(&location, ctx.body_str("email"), ctx.body_str("phone"), None).map(|(id, _)| id);
-    let (new, record) = match existing.and_then(|id| store.contact_mut(&id)) {
-        Some(c) => {
-            merge(c, ctx.body, ValueKey::Contact);
+    let found = existing.and_then(|id| store.contact(&id).cloned().map(|c| (id, c)));
+    let (new, record) = match found {
+        Some((id, mut c)) => {
+            merge(&mut c, ctx.body, ValueKey::Contact);
             c.insert("dateUpdated".into(), Value::String(iso8601(now)));
-            derive_contact_fields(c);
-            (false, c.clone())
+            derive_contact_fields(&mut c);
+            store.replace_contact(&id, c.clone());
+            (false, c)
         }
         None => {
+            store.room_for(&location, "contacts").map_err(full)?;
             let (id, record) = new_contact(ctx, &location, now);
             store.insert_contact(&location, &id, now, record.clone());
             (true, record)
@@ -306,9 +320,7 @@ fn update_contact(ctx: &Ctx<'_>) -> Result<Option<(StatusCode, Value)>, ApiError
     updated.insert("dateUpdated".into(), Value::String(iso8601(now)));
     derive_contact_fields(&mut updated);
     check_duplicates(&store, &location, &updated, Some(id))?;
-    if let Some(c) = store.contact_mut(id) {
-        *c = updated.clone();
-    }
+    store.replace_contact(id, updated.clone());
     ctx.success(json!({"succeded": true, "contact": updated}))
 }
 
@@ -378,6 +390,7 @@ fn create_note(ctx: &Ctx<'_>) -> Result<Option<(StatusCode, Value)>, ApiError> {
     let mut store = ctx.mock.store_mut();
     let location = store.owner_of(&contact_id).ok_or_else(|| not_found("Contact"))?.to_string();
     ctx.may_access(&location)?;
+    store.room_for(&location, "notes").map_err(full)?;
     let id = ctx.new_id();
     let mut note = Map::new();
     note.insert("id".into(), Value::String(id.clone()));
@@ -555,6 +568,7 @@ fn create_opportunity(ctx: &Ctx<'_>) -> Result<Option<(StatusCode, Value)>, ApiE
         o.insert(key.into(), Value::String(iso8601(now)));
     }
     let mut store = ctx.mock.store_mut();
+    store.room_for(&location, "opportunities").map_err(full)?;
     if let Some(contact) = o.get("contactId").and_then(Value::as_str).and_then(|cid| store.contact(cid)) {
         let mut summary = Map::new();
         for (to, from) in [

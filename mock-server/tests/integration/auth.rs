@@ -355,3 +355,23 @@ async fn control_plane_refuses_bad_input_with_a_clear_message_and_changes_nothin
     let clock = m.admin(Method::GET, "/clock", None).await.1;
     assert_eq!(clock["now_ms"], 1_767_225_600_000i64, "the clock did not move");
 }
+
+#[tokio::test]
+async fn an_admin_token_guards_the_control_plane_but_not_the_api() {
+    let config = ghl_mock::Config { admin_token: Some("admin-secret-for-tests".into()), ..ghl_mock::Config::default() };
+    let m = TestMock::start_with(embedded(), fixture(&integrations()), config, ghl_mock::Clock::frozen(0)).await;
+    let (status, body) = m.admin(Method::GET, "/integrations", None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("Bearer <admin token>"));
+    let wrong = m.http.get(format!("{}/__admin/integrations", m.url)).bearer_auth("guess").send().await.unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    let right = m
+        .http
+        .get(format!("{}/__admin/integrations", m.url))
+        .bearer_auth("admin-secret-for-tests")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status().as_u16(), 200);
+    assert_eq!(m.get(&contacts_of(LOC_A), &m.token(FULL)).await.0, 200, "the API does not want the admin token");
+}

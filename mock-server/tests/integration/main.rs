@@ -13,3 +13,4 @@ mod resources;
 mod scopes;
 mod secrets;
 mod support;
+mod validation;

@@ -288,3 +288,41 @@ async fn query_parameters_are_checked_as_their_schema_types() {
         (422, json!(["limit must be a number conforming to the specified constraints"]))
     );
 }
+
+#[tokio::test]
+async fn a_location_holds_at_most_its_record_limit_and_says_so() {
+    let mut config = ghl_mock::Config::default();
+    config.limits.max_records = 3;
+    let m = TestMock::start_with(embedded(), unlimited_fixture(&pits()), config, ghl_mock::Clock::frozen(0)).await;
+    let a = m.token("A");
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (status, c) = call(
+            &m,
+            Method::POST,
+            "/contacts/",
+            &a,
+            Some(json!({"locationId": LOC_A, "email": format!("cap{i}@example.com")})),
+        )
+        .await;
+        assert_eq!(status, 201);
+        ids.push(c["contact"]["id"].as_str().unwrap().to_string());
+    }
+    let (status, refused) =
+        call(&m, Method::POST, "/contacts/", &a, Some(json!({"locationId": LOC_A, "email": "cap3@example.com"}))).await;
+    assert_eq!(status, 400);
+    assert!(refused["message"].as_str().unwrap().contains("at most 3 contacts per location"), "{refused}");
+    assert_eq!(
+        call(&m, Method::POST, "/contacts/", &m.token("B"), Some(json!({"locationId": LOC_B}))).await.0,
+        201,
+        "other locations have their own room"
+    );
+    assert_eq!(call(&m, Method::DELETE, &format!("/contacts/{}", ids[0]), &a, None).await.0, 200);
+    assert_eq!(
+        call(&m, Method::POST, "/contacts/", &a, Some(json!({"locationId": LOC_A, "email": "cap3@example.com"})))
+            .await
+            .0,
+        201,
+        "room again after a delete"
+    );
+}
