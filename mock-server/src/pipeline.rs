@@ -81,6 +81,11 @@ fn trace_id() -> String {
     uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
 }
 
+/// The caller's rate-limit headers as they stand, without counting.
+fn current_rate(mock: &Mock, key: &crate::limits::RateKey, profile: crate::limits::Profile) -> Option<RateHeaders> {
+    mock.config.rate_limits.then(|| mock.limiter.peek(key, profile, mock.clock.now_ms()))
+}
+
 /// What the rate-limit stage leaves for the answer's headers.
 #[derive(Default)]
 struct RateState {
@@ -131,18 +136,27 @@ async fn answer(
         seen.named_location(|| check::named_locations(op, &incoming.path_params, &incoming.query, None).pop());
         let who = authenticate(mock, &parts.headers)?;
         seen.token(&who.fingerprint);
-        // From here on every answer shows the caller's rate-limit state.
+        // From here on every answer shows the caller's rate-limit state: a
+        // refusal before the limiter counts shows it as it stands (looked up
+        // only then, to keep the successful path to one limiter call).
         let (key, profile) = mock.rate_key(&who);
         seen.location(key.resource());
-        if mock.config.rate_limits {
-            rate.headers = Some(mock.limiter.peek(&key, profile, mock.clock.now_ms()));
+        let checked = check::check_version(&parts.headers, op, &mock.config.fidelity)
+            .and_then(|()| check::check_security(op, &who));
+        if let Err(e) = checked {
+            rate.headers = current_rate(mock, &key, profile);
+            return Err(e.into());
         }
-        check::check_version(&parts.headers, op, &mock.config.fidelity)?;
-        check::check_security(op, &who)?;
         principal = Some((who, key, profile));
     }
+    let before_limiter = |rate: &mut RateState, e: ApiError| {
+        if let Some((_, key, profile)) = &principal {
+            rate.headers = current_rate(mock, key, *profile);
+        }
+        e
+    };
 
-    let bytes = read_body(body, &mock.config.limits).await?;
+    let bytes = read_body(body, &mock.config.limits).await.map_err(|e| before_limiter(rate, e))?;
     seen.body(&bytes);
     let body = parse_body(&parts.headers, &bytes, mock.config.limits.max_json_depth);
 
@@ -153,7 +167,7 @@ async fn answer(
             &incoming.query,
             body.as_ref().ok().and_then(Option::as_ref),
         );
-        check::check_location(who, &named, &mock.world())?;
+        check::check_location(who, &named, &mock.world()).map_err(|e| before_limiter(rate, e.into()))?;
     }
     if let (Some((who, key, profile)), true) = (&principal, mock.config.rate_limits) {
         let decision = mock.limiter.check(key, *profile, &who.fingerprint, path, mock.clock.now_ms());
