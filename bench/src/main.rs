@@ -333,15 +333,7 @@ fn mix(corpus: &Path, n: usize) -> Result<Vec<String>, String> {
 }
 
 fn escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 fn lua_string(s: &str) -> String {

@@ -702,12 +702,12 @@ impl Report {
             "  <testsuite name=\"client behaviour\" tests=\"{total}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\">"
         );
         let _ =
-            writeln!(out, "    <properties><property name=\"requests\" value=\"{}\"/></properties>", xml(&self.span()));
+            writeln!(out, "    <properties><property name=\"requests\" value=\"{}\"/></properties>", xml_escape(&self.span()));
         for kind in Kind::ALL {
             let name = kind.id();
             if let Some(f) = self.finding(kind) {
                 let _ = writeln!(out, "    <testcase classname=\"ghl-mock.client\" name=\"{name}\">");
-                let _ = write!(out, "      <failure type=\"{name}\" message=\"{}\">", xml(&f.summary));
+                let _ = write!(out, "      <failure type=\"{name}\" message=\"{}\">", xml_escape(&f.summary));
                 let mut body = format!("{}\n", f.title);
                 for e in &f.evidence {
                     let _ = writeln!(body, "#{} at {}: {}", e.request, crate::clock::iso8601(e.at_ms), e.detail);
@@ -716,7 +716,7 @@ impl Report {
                     let _ = writeln!(body, "… and {} more", f.count - f.evidence.len());
                 }
                 let _ = write!(body, "fix: {}", f.advice);
-                let _ = writeln!(out, "{}</failure>", xml(&body));
+                let _ = writeln!(out, "{}</failure>", xml_escape(&body));
                 let _ = writeln!(out, "    </testcase>");
             } else if self.passed.contains(&kind) {
                 let _ = writeln!(out, "    <testcase classname=\"ghl-mock.client\" name=\"{name}\"/>");
@@ -727,8 +727,10 @@ impl Report {
     }
 }
 
-/// Text escaped for XML attribute values and character data.
-fn xml(text: &str) -> String {
+/// Text made safe for XML attribute values and character data: the five
+/// entities, line breaks and tabs as character references (so attributes keep
+/// them), and the control characters XML 1.0 forbids replaced.
+pub fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -737,8 +739,10 @@ fn xml(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            // Characters XML 1.0 cannot carry at all.
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push('\u{fffd}'),
+            '\n' => out.push_str("&#10;"),
+            '\t' => out.push_str("&#9;"),
+            '\r' => out.push_str("&#13;"),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
