@@ -701,8 +701,11 @@ impl Report {
             out,
             "  <testsuite name=\"client behaviour\" tests=\"{total}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\">"
         );
-        let _ =
-            writeln!(out, "    <properties><property name=\"requests\" value=\"{}\"/></properties>", xml_escape(&self.span()));
+        let _ = writeln!(
+            out,
+            "    <properties><property name=\"requests\" value=\"{}\"/></properties>",
+            xml_escape(&self.span())
+        );
         for kind in Kind::ALL {
             let name = kind.id();
             if let Some(f) = self.finding(kind) {
