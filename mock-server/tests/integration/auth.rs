@@ -375,3 +375,22 @@ async fn an_admin_token_guards_the_control_plane_but_not_the_api() {
     assert_eq!(right.status().as_u16(), 200);
     assert_eq!(m.get(&contacts_of(LOC_A), &m.token(FULL)).await.0, 200, "the API does not want the admin token");
 }
+
+#[tokio::test]
+async fn the_control_plane_refuses_other_hosts_unless_allowed() {
+    use tower::ServiceExt;
+    let request = |peer: [u8; 4]| {
+        let mut r = axum::http::Request::get("/__admin/integrations").body(axum::body::Body::empty()).unwrap();
+        r.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((peer, 40000))));
+        r
+    };
+    for (admin_remote, peer, expected) in
+        [(false, [192, 0, 2, 7], 403), (false, [127, 0, 0, 1], 200), (true, [192, 0, 2, 7], 200)]
+    {
+        let config = ghl_mock::Config { admin_remote, ..ghl_mock::Config::default() };
+        let started = ghl_mock::Mock::start(embedded(), config, ghl_mock::Clock::frozen(0), None).unwrap();
+        // In process: the peer address is what the server would have put there.
+        let answer = ghl_mock::app(started.mock).oneshot(request(peer)).await.unwrap();
+        assert_eq!(answer.status().as_u16(), expected, "admin_remote={admin_remote}, peer {peer:?}");
+    }
+}
