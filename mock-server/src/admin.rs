@@ -79,7 +79,18 @@ pub fn routes(mock: Shared) -> Router<Shared> {
         .route("/reset", post(reset))
         .merge(journal_routes()) // issue 8
         .fallback(unknown)
+        .method_not_allowed_fallback(wrong_method)
+        // The guard reads bodies within the mock's own limit, answering in JSON.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(mock, guard))
+}
+
+async fn wrong_method(State(mock): State<Shared>, request: Request) -> Refusal {
+    refuse(
+        &mock,
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} is not a method of {}", request.method(), request.uri().path()),
+    )
 }
 
 /// Loopback only unless allowed; the admin token when configured.
@@ -111,7 +122,15 @@ async fn guard(State(mock): State<Shared>, request: Request, next: Next) -> Resp
             .into_response();
         }
     }
-    next.run(request).await
+    // Bodies are read here, within the mock's own limit, so that an oversized
+    // one gets a JSON refusal like every other.
+    let limit = mock.config.limits.max_body_bytes;
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return refuse(&mock, StatusCode::PAYLOAD_TOO_LARGE, format!("the body is over the limit of {limit} bytes"))
+            .into_response();
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
 }
 
 async fn unknown(State(mock): State<Shared>, request: Request) -> Refusal {

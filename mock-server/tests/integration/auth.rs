@@ -394,3 +394,23 @@ async fn the_control_plane_refuses_other_hosts_unless_allowed() {
         assert_eq!(answer.status().as_u16(), expected, "admin_remote={admin_remote}, peer {peer:?}");
     }
 }
+
+#[tokio::test]
+async fn the_control_plane_refuses_an_oversized_body_or_a_wrong_method_in_json() {
+    let m = start().await;
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(3 * 1024 * 1024));
+    let response = m
+        .http
+        .post(format!("{}/__admin/integrations", m.url))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_eq!((status, body["statusCode"].as_u64()), (413, Some(413)), "{body}");
+    let (status, body) = m.admin(Method::PUT, "/clock/advance", Some(json!({"by": "1s"}))).await;
+    assert_eq!(status, 405);
+    assert!(body["message"].as_str().unwrap().contains("PUT is not a method of"), "{body}");
+    assert_eq!(m.admin(Method::GET, "/integrations", None).await.0, 200, "still serving");
+}
