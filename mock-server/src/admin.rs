@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use crate::auth::secret;
 use crate::error::ApiError;
 use crate::fixture::{check_scopes, IssuedToken};
-use crate::limits::{Injection, Profile, RateKey, Target};
+use crate::limits::{Injection, Profile, RateKey};
 use crate::world::{Owner, WorldError};
 use crate::Mock;
 use crate::{journal, report};
@@ -477,16 +477,11 @@ async fn list_injections(State(mock): State<Shared>) -> Answer {
 /// "The next N requests of this location, token or path get 429". A token
 /// may be given whole (it is kept only as its fingerprint) or as a fingerprint.
 async fn inject(State(mock): State<Shared>, body: Bytes) -> Answer {
-    let mut rule: Injection = parse(&mock, &body)?;
+    let rule: Injection = parse(&mock, &body)?;
     if rule.count == 0 {
         return Err(refuse(&mock, StatusCode::BAD_REQUEST, "`count` must be at least 1"));
     }
-    if let Target::Token(t) = &mut rule.target {
-        if !t.contains(':') {
-            *t = secret::fingerprint(t);
-        }
-    }
-    let id = mock.limiter.inject(rule);
+    let id = mock.inject(rule);
     Ok((StatusCode::CREATED, Json(json!({"id": id, "injections": mock.limiter.injections()}))).into_response())
 }
 

@@ -48,6 +48,8 @@ pub struct Mock {
     generation: std::sync::atomic::AtomicU64,
     /// The fixture the world was built from, for `reset`.
     fixture: (String, Fixture),
+    /// The fixture was the user's (its scopes are checked), not the embedded default.
+    strict_fixture: bool,
     known_scopes: BTreeSet<String>,
     rng: Mutex<fastrand::Rng>,
     pub oauth: auth::oauth::OAuth,
@@ -110,6 +112,7 @@ impl Mock {
             world: RwLock::new(world),
             generation: std::sync::atomic::AtomicU64::new(1),
             fixture,
+            strict_fixture: strict,
             known_scopes,
             rng: Mutex::new(rng),
             oauth: auth::oauth::OAuth::default(),
@@ -152,7 +155,7 @@ impl Mock {
 
     /// Rebuilds the world from the fixture; returns the tokens it issued.
     pub fn reset(&self) -> Result<Vec<IssuedToken>, fixture::FixtureError> {
-        let strict = self.fixture.0 != "(embedded default fixture)";
+        let strict = self.strict_fixture;
         let (world, tokens) = self.with_rng(|rng| {
             fixture::build(&self.fixture.0, &self.fixture.1, strict.then_some(&self.known_scopes), rng)
         })?;
@@ -168,14 +171,20 @@ impl Mock {
     }
 
     fn arm_injections(&self, injections: Vec<limits::Injection>) {
-        for mut rule in injections {
-            if let limits::Target::Token(t) = &mut rule.target {
-                if !t.contains(':') {
-                    *t = auth::secret::fingerprint(t);
-                }
-            }
-            self.limiter.inject(rule);
+        for rule in injections {
+            self.inject(rule);
         }
+    }
+
+    /// Arms an injected 429 rule; a token given whole is kept only as its
+    /// fingerprint. Returns the rule's id.
+    pub fn inject(&self, mut rule: limits::Injection) -> u64 {
+        if let limits::Target::Token(t) = &mut rule.target {
+            if !t.contains(':') {
+                *t = auth::secret::fingerprint(t);
+            }
+        }
+        self.limiter.inject(rule)
     }
 
     /// Writes the world and the store to the `--state` file, if there is one.

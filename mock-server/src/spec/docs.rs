@@ -157,14 +157,7 @@ impl DocStore {
             return Value::Object(Default::default());
         }
         if self.budget == 0 {
-            self.warn_once(
-                warnings,
-                file,
-                "",
-                WarningKind::BadSchema,
-                format!("references expand to more than {INLINE_BUDGET} values; the rest is cut to open schemas"),
-            );
-            return Value::Object(Default::default());
+            return self.over_budget(file, warnings);
         }
         self.budget -= 1;
         match value {
@@ -218,15 +211,7 @@ impl DocStore {
                 self.budget -= size;
                 return done.clone();
             }
-            self.budget = 0;
-            self.warn_once(
-                warnings,
-                file,
-                "",
-                WarningKind::BadSchema,
-                format!("references expand to more than {INLINE_BUDGET} values; the rest is cut to open schemas"),
-            );
-            return Value::Object(Default::default());
+            return self.over_budget(file, warnings);
         }
         let found = match self.get(&target_file) {
             Ok(doc) => lookup(doc, fragment).cloned(),
@@ -258,6 +243,19 @@ impl DocStore {
         stack.pop();
         self.inlined.insert(target, (resolved.clone(), before - self.budget));
         resolved
+    }
+
+    /// The inlining budget is spent: the rest is cut, with one warning per file.
+    fn over_budget(&mut self, file: &str, warnings: &mut Vec<Warning>) -> Value {
+        self.budget = 0;
+        self.warn_once(
+            warnings,
+            file,
+            "",
+            WarningKind::BadSchema,
+            format!("references expand to more than {INLINE_BUDGET} values; the rest is cut to open schemas"),
+        );
+        Value::Object(Default::default())
     }
 
     fn warn_once(
