@@ -220,34 +220,6 @@ async fn a_scope_edit_changes_the_next_answer_without_changing_the_token() {
     assert_eq!(listed["integration"]["token_fingerprint"], ghl_mock::auth::secret::fingerprint(&token));
 }
 
-/// Runs the OAuth install flow through the control plane and the token endpoint.
-async fn oauth_tokens(m: &TestMock, owner: Value, scopes: &[&str]) -> Value {
-    let (status, body) = m
-        .admin(
-            Method::POST,
-            "/oauth/codes",
-            Some(json!({"client_id": "test-client", "owner": owner, "scopes": scopes})),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let code = body["code"].as_str().unwrap();
-    let response = m
-        .http
-        .post(format!("{}/oauth/token", m.url))
-        .form(&[
-            ("client_id", "test-client"),
-            ("client_secret", "test-secret"),
-            ("grant_type", "authorization_code"),
-            ("code", code),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let (status, tokens) = read(response).await;
-    assert_eq!(status, 200, "{tokens}");
-    tokens
-}
-
 async fn refresh(m: &TestMock, refresh_token: &str) -> (u16, Value) {
     let response = m
         .http

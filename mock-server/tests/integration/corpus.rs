@@ -2,7 +2,7 @@
 //! routable and answers, and every 2xx body validates against its schema.
 
 use ghl_mock::respond::resources::owns;
-use ghl_mock::spec::{self, Operation, ParamIn, Source};
+use ghl_mock::spec::{self, Operation, Source};
 use serde_json::json;
 use serde_json::Value;
 
@@ -112,22 +112,13 @@ async fn every_operation_of_the_official_corpus_is_routed_and_answers_with_a_val
         let seed = i as u64;
         // Stateful operations get records that exist, made fresh for each.
         let records = if owns(op) { Some(make_records(&mock, i).await) } else { None };
-        let mut path = op.path.clone();
-        for p in op.params.iter().filter(|p| p.location == ParamIn::Path) {
-            let value = match (&records, p.name.as_str()) {
-                (Some(r), "contactId") => r.contact.clone(),
-                (Some(r), "id") if op.path.starts_with("/opportunities") => r.opportunity.clone(),
-                (Some(r), "id") => r.note.clone(),
-                _ => fill(p, seed),
-            };
-            path = path.replace(&format!("{{{}}}", p.name), &value);
-        }
-        let query: Vec<(String, String)> = op
-            .params
-            .iter()
-            .filter(|p| p.location == ParamIn::Query && p.required)
-            .map(|p| (p.name.clone(), fill(p, seed)))
-            .collect();
+        let path = filled_path(op, |p| match (&records, p.name.as_str()) {
+            (Some(r), "contactId") => r.contact.clone(),
+            (Some(r), "id") if op.path.starts_with("/opportunities") => r.opportunity.clone(),
+            (Some(r), "id") => r.note.clone(),
+            _ => fill(p, seed),
+        });
+        let query = required_query(op, seed);
         let mut request = mock
             .http
             .request(op.method.clone(), format!("{}{path}", mock.url))

@@ -359,23 +359,7 @@ async fn tokens_never_appear_in_the_journal_or_in_any_report_format() {
         .1;
     let doomed = created["token"].as_str().unwrap().to_string();
     secrets.push(doomed.clone());
-    let code = m
-        .admin(Method::POST, "/oauth/codes", Some(json!({"client_id": "test-client", "owner": {"location": LOC_A}})))
-        .await
-        .1;
-    let response = m
-        .http
-        .post(format!("{}/oauth/token", m.url))
-        .form(&[
-            ("client_id", "test-client"),
-            ("client_secret", "test-secret"),
-            ("grant_type", "authorization_code"),
-            ("code", code["code"].as_str().unwrap()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let tokens = read(response).await.1;
+    let tokens = oauth_tokens(&m, json!({"location": LOC_A}), &[]).await;
     let access = tokens["access_token"].as_str().unwrap().to_string();
     secrets.push(access.clone());
     secrets.push(tokens["refresh_token"].as_str().unwrap().to_string());

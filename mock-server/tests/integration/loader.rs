@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ghl_mock::spec::{self, Operation, ParamIn, SpecSet, WarningKind};
+use ghl_mock::spec::{self, Operation, SpecSet, WarningKind};
 use ghl_mock::Source;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -206,16 +206,8 @@ fn serve_a_few(set: SpecSet, max: usize) -> Result<(), String> {
         for (n, i) in picked.into_iter().enumerate() {
             let op = &spec.operations[i];
             let seed = n as u64;
-            let mut path = op.path.clone();
-            for p in op.params.iter().filter(|p| p.location == ParamIn::Path) {
-                path = path.replace(&format!("{{{}}}", p.name), &fill(p, seed));
-            }
-            let query: Vec<(String, String)> = op
-                .params
-                .iter()
-                .filter(|p| p.location == ParamIn::Query && p.required)
-                .map(|p| (p.name.clone(), fill(p, seed)))
-                .collect();
+            let path = filled_path(op, |p| fill(p, seed));
+            let query = required_query(op, seed);
             let mut request = mock
                 .http
                 .request(op.method.clone(), format!("{}{path}", mock.url))

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use ghl_mock::respond::resources::owns;
-use ghl_mock::spec::{self, Operation, ParamIn, Source};
+use ghl_mock::spec::{self, Operation, Source};
 use proptest::prelude::*;
 use reqwest::Method;
 use serde_json::json;
@@ -48,16 +48,9 @@ fn expected(op: &Operation, scopes: &BTreeSet<String>) -> Result<(), &'static st
 }
 
 fn path_of(op: &Operation) -> String {
-    let mut path = op.path.clone();
-    for p in op.params.iter().filter(|p| p.location == ParamIn::Path) {
-        path = path.replace(&format!("{{{}}}", p.name), &fill(p, 7));
-    }
-    let query: Vec<String> = op
-        .params
-        .iter()
-        .filter(|p| p.location == ParamIn::Query && p.required)
-        .map(|p| format!("{}={}", p.name, form_escape(&fill(p, 7))))
-        .collect();
+    let path = filled_path(op, |p| fill(p, 7));
+    let query: Vec<String> =
+        required_query(op, 7).into_iter().map(|(k, v)| format!("{k}={}", form_escape(&v))).collect();
     if query.is_empty() {
         path
     } else {

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use ghl_mock::respond::generate_valid;
-use ghl_mock::spec::Param;
+use ghl_mock::spec::{Operation, Param, ParamIn};
 use ghl_mock::{spec, Clock, Config, Fixture, IssuedToken, Mock, Source, SpecSet};
 use serde_json::Value;
 
@@ -236,4 +236,51 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ghl-mock-{name}-{}-{}", std::process::id(), fastrand::u64(..)));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
+}
+
+/// The operation's path with each `{param}` filled by `value`.
+pub fn filled_path(op: &Operation, mut value: impl FnMut(&Param) -> String) -> String {
+    let mut path = op.path.clone();
+    for p in op.params.iter().filter(|p| p.location == ParamIn::Path) {
+        path = path.replace(&format!("{{{}}}", p.name), &value(p));
+    }
+    path
+}
+
+/// The operation's required query parameters, filled as [`fill`] does.
+pub fn required_query(op: &Operation, seed: u64) -> Vec<(String, String)> {
+    op.params
+        .iter()
+        .filter(|p| p.location == ParamIn::Query && p.required)
+        .map(|p| (p.name.clone(), fill(p, seed)))
+        .collect()
+}
+
+/// The OAuth install flow: a code from the control plane for the fixture's
+/// `test-client`, exchanged at `/oauth/token`; the token answer.
+pub async fn oauth_tokens(m: &TestMock, owner: Value, scopes: &[&str]) -> Value {
+    let (status, body) = m
+        .admin(
+            reqwest::Method::POST,
+            "/oauth/codes",
+            Some(serde_json::json!({"client_id": "test-client", "owner": owner, "scopes": scopes})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let code = body["code"].as_str().expect("a code");
+    let response = m
+        .http
+        .post(format!("{}/oauth/token", m.url))
+        .form(&[
+            ("client_id", "test-client"),
+            ("client_secret", "test-secret"),
+            ("grant_type", "authorization_code"),
+            ("code", code),
+        ])
+        .send()
+        .await
+        .expect("token request");
+    let (status, tokens) = read(response).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens
 }

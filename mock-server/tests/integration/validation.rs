@@ -62,11 +62,7 @@ fn wrong_value(ty: &str) -> Value {
 }
 
 fn path_of(op: &Operation) -> String {
-    let mut path = op.path.clone();
-    for p in op.params.iter().filter(|p| p.location == ParamIn::Path) {
-        path = path.replace(&format!("{{{}}}", p.name), &fill(p, 1));
-    }
-    path
+    filled_path(op, |p| fill(p, 1))
 }
 
 #[test]
