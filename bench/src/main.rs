@@ -293,8 +293,7 @@ fn mix(corpus: &Path, n: usize) -> Result<Vec<String>, String> {
     for (i, op) in set.operations.iter().enumerate() {
         let location_pit = op.security.iter().any(|r| r.iter().all(|(s, _)| s == "bearer" || s == "Location-Access"));
         // Stored records are read in scenario (a); made-up ids of them would answer 400.
-        let stateful_by_id =
-            ghl_mock::respond::resources::owns(op) && op.params.iter().any(|p| p.location == ParamIn::Path);
+        let stateful_by_id = set.stateful(i) && op.params.iter().any(|p| p.location == ParamIn::Path);
         if op.method.as_str() != "GET" || !location_pit || stateful_by_id || paths.len() >= n {
             continue;
         }

@@ -569,7 +569,12 @@ pub fn mock_fixture(scopes: &BTreeSet<String>) -> String {
     name: Conformance Sandbox Agency
     environment: sandbox
     locations:
-      - {{id: {MOCK_LOCATION_A}, name: Conformance Location A}}
+      # A real sandbox location comes with a pipeline; so does this one.
+      - id: {MOCK_LOCATION_A}
+        name: Conformance Location A
+        records:
+          pipelines:
+            - {{name: Sales Pipeline, stages: [{{name: New}}, {{name: Won}}]}}
       - {{id: {MOCK_LOCATION_B}, name: Conformance Location B}}
 private_integrations:
   - name: {FULL_PIT_NAME}

@@ -188,6 +188,11 @@ struct CreateIntegration {
     token: Option<String>,
 }
 
+/// The state could not be made durable.
+fn unavailable(mock: &Shared, e: crate::error::ApiError) -> Refusal {
+    refuse(mock, e.status(), e.to_string())
+}
+
 fn scopes(mock: &Shared, scopes: &[String]) -> Result<BTreeSet<String>, Refusal> {
     check_scopes(scopes, mock.known_scopes()).map_err(|e| world_refusal(mock, e))
 }
@@ -199,9 +204,11 @@ async fn create(State(mock): State<Shared>, body: Bytes) -> Answer {
     }
     let scopes = scopes(&mock, &req.scopes)?;
     let (id, token) = mock
-        .with_rng(|rng| {
-            mock.world_mut().create_integration(&req.name, &req.description, req.owner, scopes, req.token, rng)
+        .change_world(|w| {
+            mock.with_rng(|rng| w.create_integration(&req.name, &req.description, req.owner, scopes, req.token, rng))
         })
+        .await
+        .map_err(|e| unavailable(&mock, e))?
         .map_err(|e| world_refusal(&mock, e))?;
     let view = mock.world().integration(&id).map(|pi| pi.view()).map_err(|e| world_refusal(&mock, e))?;
     tracing::info!(integration = %id, token = %view.token_fingerprint, "private integration created");
@@ -220,9 +227,9 @@ async fn edit(State(mock): State<Shared>, Path(id): Path<String>, body: Bytes) -
     let req: EditIntegration = parse(&mock, &body)?;
     let scopes = req.scopes.as_deref().map(|s| scopes(&mock, s)).transpose()?;
     let view = mock
-        .world_mut()
-        .edit_integration(&id, req.name, req.description, scopes)
-        .map(|pi| pi.view())
+        .change_world(|w| w.edit_integration(&id, req.name, req.description, scopes).map(|pi| pi.view()))
+        .await
+        .map_err(|e| unavailable(&mock, e))?
         .map_err(|e| world_refusal(&mock, e))?;
     ok(json!({"integration": view}))
 }
@@ -253,24 +260,37 @@ async fn rotate(State(mock): State<Shared>, Path(id): Path<String>, body: Bytes)
         }
     };
     let now = mock.clock.now_ms();
-    let token = mock.world_mut().rotate(&id, grace, now).map_err(|e| world_refusal(&mock, e))?;
+    let token = mock
+        .change_world(|w| w.rotate(&id, grace, now))
+        .await
+        .map_err(|e| unavailable(&mock, e))?
+        .map_err(|e| world_refusal(&mock, e))?;
     let view = mock.world().integration(&id).map(|pi| pi.view()).map_err(|e| world_refusal(&mock, e))?;
     tracing::info!(integration = %id, token = %view.token_fingerprint, grace, "private integration rotated");
     ok(json!({"integration": view, "token": token}))
 }
 
 async fn cancel_rotation(State(mock): State<Shared>, Path(id): Path<String>) -> Answer {
-    mock.world_mut().cancel_rotation(&id).map_err(|e| world_refusal(&mock, e))?;
+    mock.change_world(|w| w.cancel_rotation(&id))
+        .await
+        .map_err(|e| unavailable(&mock, e))?
+        .map_err(|e| world_refusal(&mock, e))?;
     show(State(mock), Path(id)).await
 }
 
 async fn expire_now(State(mock): State<Shared>, Path(id): Path<String>) -> Answer {
-    mock.world_mut().expire_now(&id).map_err(|e| world_refusal(&mock, e))?;
+    mock.change_world(|w| w.expire_now(&id))
+        .await
+        .map_err(|e| unavailable(&mock, e))?
+        .map_err(|e| world_refusal(&mock, e))?;
     show(State(mock), Path(id)).await
 }
 
 async fn delete(State(mock): State<Shared>, Path(id): Path<String>) -> Answer {
-    mock.world_mut().delete_integration(&id).map_err(|e| world_refusal(&mock, e))?;
+    mock.change_world(|w| w.delete_integration(&id))
+        .await
+        .map_err(|e| unavailable(&mock, e))?
+        .map_err(|e| world_refusal(&mock, e))?;
     tracing::info!(integration = %id, "private integration deleted");
     ok(json!({"deleted": id}))
 }
@@ -351,7 +371,7 @@ async fn create_app(State(mock): State<Shared>, body: Bytes) -> Answer {
         name: req.name,
         scopes: req.scopes,
     };
-    mock.world_mut().apps.insert(client_id, app.clone());
+    mock.change_world(|w| w.apps.insert(client_id, app.clone())).await.map_err(|e| unavailable(&mock, e))?;
     Ok((StatusCode::CREATED, Json(json!({"app": app}))).into_response())
 }
 
@@ -437,7 +457,7 @@ async fn set_limits(State(mock): State<Shared>, Path(resource): Path<String>, bo
         return Err(refuse(&mock, StatusCode::BAD_REQUEST, "`burst`, `window_ms` and `daily` must be positive"));
     }
     limits_key(&mock, &resource, None)?;
-    mock.world_mut().rate_limits.insert(resource.clone(), profile);
+    mock.change_world(|w| w.rate_limits.insert(resource.clone(), profile)).await.map_err(|e| unavailable(&mock, e))?;
     let (key, profile) = limits_key(&mock, &resource, None)?;
     ok(limits_view(&mock, &key, profile))
 }
@@ -512,7 +532,7 @@ async fn remove_rule(State(mock): State<Shared>, Path(id): Path<u64>) -> Answer 
 }
 
 async fn reset(State(mock): State<Shared>) -> Answer {
-    let tokens = mock.reset().map_err(|e| refuse(&mock, StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let tokens = mock.reset().await.map_err(|e| refuse(&mock, e.status(), e.to_string()))?;
     ok(json!({"tokens": tokens.iter().map(issued_json).collect::<Vec<_>>()}))
 }
 

@@ -96,6 +96,59 @@ pub fn iso8601(ms: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
+/// Reads an instant as clients send it: epoch milliseconds, or ISO 8601
+/// (`2026-01-01T09:30:00Z`, `…T09:30:00.250+02:00`, or a bare date).
+pub fn parse_instant_ms(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(ms) = text.parse::<i64>() {
+        return Some(ms);
+    }
+    let num = |s: &str| -> Option<i64> { s.parse::<i64>().ok() };
+    let (date, rest) = text.split_at(text.find('T').unwrap_or(text.len()));
+    let mut d = date.splitn(3, '-');
+    let (year, month, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let rest = rest.strip_prefix('T').unwrap_or(rest);
+    let (time, offset_secs) = match rest.find(['Z', 'z', '+', '-']) {
+        Some(i) => {
+            let (t, zone) = rest.split_at(i);
+            let offset = if zone.eq_ignore_ascii_case("z") {
+                0
+            } else {
+                let sign = if zone.starts_with('-') { -1 } else { 1 };
+                let mut hm = zone[1..].split(':');
+                let h = num(hm.next()?)?;
+                let m = hm.next().map_or(Some(0), num)?;
+                sign * (h * 3600 + m * 60)
+            };
+            (t, offset)
+        }
+        None => (rest, 0),
+    };
+    let mut t = time.split(':');
+    let hour = t.next().filter(|s| !s.is_empty()).map_or(Some(0), num)?;
+    let minute = t.next().map_or(Some(0), num)?;
+    let (second, millis) = match t.next() {
+        Some(s) => match s.split_once('.') {
+            Some((whole, frac)) => (num(whole)?, num(&format!("{frac:0<3}")[..3])?),
+            None => (num(s)?, 0),
+        },
+        None => (0, 0),
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days.checked_mul(86_400)? + hour * 3600 + minute * 60 + second - offset_secs;
+    secs.checked_mul(1000)?.checked_add(millis)
+}
+
 /// Parses `7d`, `10s`, `1h30m`, `250ms`, or a plain number of seconds.
 pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
     let text = text.trim();
@@ -159,6 +212,13 @@ mod tests {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso8601(1_767_225_600_000), "2026-01-01T00:00:00.000Z");
         assert_eq!(iso8601(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        for ms in [0, 1_767_225_600_000, 951_782_400_123, 1_780_000_123_456] {
+            assert_eq!(parse_instant_ms(&iso8601(ms)), Some(ms));
+        }
+        assert_eq!(parse_instant_ms("2026-01-01T02:00:00+02:00"), Some(1_767_225_600_000));
+        assert_eq!(parse_instant_ms("2026-01-01"), Some(1_767_225_600_000));
+        assert_eq!(parse_instant_ms("1767225600000"), Some(1_767_225_600_000));
+        assert_eq!(parse_instant_ms("yesterday"), None);
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub struct Fidelity {
     pub validate_requests: bool,
     /// How rate limits count (window kind, day boundary, what counts).
     pub rate: crate::limits::Settings,
+    /// Status of an unknown record id, for families where HighLevel's answer
+    /// is not known (contacts and opportunities answer 400, as seen). [guess: 404]
+    pub unknown_record_status: u16,
+    /// An opportunity's pipeline and stage must be stored ones. [guess: on]
+    pub check_pipeline_stages: bool,
 }
 
 impl Default for Fidelity {
@@ -44,6 +49,8 @@ impl Default for Fidelity {
             trace_header: "x-trace-id".into(),
             validate_requests: true,
             rate: crate::limits::Settings::default(),
+            unknown_record_status: 404,
+            check_pipeline_stages: true,
         }
     }
 }
@@ -64,8 +71,12 @@ pub struct Limits {
     pub max_connections: usize,
     /// At shutdown, how long requests in flight may take to finish.
     pub shutdown_grace_ms: u64,
-    /// Contacts (and notes, and opportunities) one location may hold.
+    /// Records of one kind one location may hold.
     pub max_records: usize,
+    /// Bytes (about) of records of one kind one location may hold.
+    pub max_record_bytes: usize,
+    /// Tags one contact may hold.
+    pub max_tags: usize,
 }
 
 impl Default for Limits {
@@ -80,10 +91,15 @@ impl Default for Limits {
             // operating system, decides.
             max_connections: 768,
             shutdown_grace_ms: 30_000,
-            max_records: crate::store::DEFAULT_MAX_RECORDS,
+            max_records: DEFAULT_MAX_RECORDS,
+            max_record_bytes: 256 * 1024 * 1024,
+            max_tags: 10_000,
         }
     }
 }
+
+/// The most records of one kind a location keeps unless configured otherwise.
+pub const DEFAULT_MAX_RECORDS: usize = 100_000;
 
 #[derive(Debug, Clone)]
 pub struct Config {

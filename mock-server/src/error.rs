@@ -48,6 +48,16 @@ pub enum ApiError {
     },
     /// A refusal of the OAuth token endpoint, in OAuth's own shape.
     OAuth(crate::auth::oauth::OAuthError),
+    /// An id that names no record, where the family answers 404 (or what the
+    /// fidelity profile says).
+    RecordNotFound {
+        status: u16,
+        message: String,
+    },
+    /// The store cannot be reached or could not make a write durable.
+    Unavailable {
+        message: String,
+    },
     /// A refusal of the control plane (bad input, unknown id, not allowed).
     Control {
         status: StatusCode,
@@ -75,6 +85,8 @@ impl ApiError {
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Control { status, .. } => *status,
+            ApiError::RecordNotFound { status, .. } => StatusCode::from_u16(*status).unwrap_or(StatusCode::NOT_FOUND),
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::OAuth(e) => StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
         }
     }
@@ -117,6 +129,13 @@ impl ApiError {
             ApiError::Control { status, message } => {
                 json!({"statusCode": code, "message": message, "error": status.canonical_reason().unwrap_or("Error")})
             }
+            ApiError::RecordNotFound { message, .. } => {
+                let reason = self.status().canonical_reason().unwrap_or("Error");
+                json!({"statusCode": code, "message": message, "error": reason})
+            }
+            ApiError::Unavailable { message } => {
+                json!({"statusCode": code, "message": format!("Service Unavailable: {message}"), "error": "Service Unavailable"})
+            }
         }
     }
 
@@ -151,6 +170,8 @@ impl std::fmt::Display for ApiError {
             ApiError::RequestTimeout => f.write_str("body timed out"),
             ApiError::UnsupportedMediaType { .. } => f.write_str("unsupported media type"),
             ApiError::Control { message, .. } => f.write_str(message),
+            ApiError::RecordNotFound { message, .. } => f.write_str(message),
+            ApiError::Unavailable { message } => write!(f, "unavailable: {message}"),
             ApiError::OAuth(e) => write!(f, "{}: {}", e.error, e.description),
         }
     }

@@ -53,6 +53,15 @@ pub struct FixtureLocation {
     /// "allow duplicate contacts" setting; off by default, as in HighLevel).
     #[serde(default)]
     pub allow_duplicate_contacts: bool,
+    /// More fields of the location's own record (`GET /locations/{id}`):
+    /// address, timezone, email, …
+    #[serde(default)]
+    pub profile: serde_json::Map<String, serde_json::Value>,
+    /// Records the location starts with, by name (`contacts`, `pipelines`,
+    /// `calendars`, `users`, `customFields`, … or a collection path such as
+    /// `/links`); see README "Fixture records".
+    #[serde(default)]
+    pub records: std::collections::BTreeMap<String, Vec<serde_json::Value>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -80,8 +89,42 @@ companies:
     locations:
       - id: ghlMockLocationA0001
         name: Sandbox Location A
+        profile:
+          email: hello@sandbox-a.example
+          phone: "+14155550100"
+          timezone: America/New_York
+          country: US
+          website: https://sandbox-a.example
+        records:
+          users:
+            - {id: ghlMockUserAlice0001, name: Alice Admin, firstName: Alice, lastName: Admin, email: alice@sandbox-a.example, phone: "+14155550101", roles: {type: account, role: admin, locationIds: [ghlMockLocationA0001]}}
+            - {id: ghlMockUserBob000002, name: Bob Sales, firstName: Bob, lastName: Sales, email: bob@sandbox-a.example, phone: "+14155550102", roles: {type: account, role: user, locationIds: [ghlMockLocationA0001]}}
+          pipelines:
+            - id: ghlMockPipeline00001
+              name: Sales Pipeline
+              stages:
+                - {id: ghlMockStageNew00001, name: New Lead, position: 0}
+                - {id: ghlMockStageQualify1, name: Qualified, position: 1}
+                - {id: ghlMockStageWon00001, name: Won, position: 2}
+          calendars:
+            - {id: ghlMockCalendar00001, name: Discovery Call, description: A 30-minute first call, calendarType: event, slotDuration: 30, slotDurationUnit: mins, isActive: true}
+          customFields:
+            - {id: ghlMockFieldBudget01, name: Budget, fieldKey: contact.budget, dataType: MONETORY, model: contact, position: 0}
+            - {id: ghlMockFieldSource01, name: Lead Source, fieldKey: contact.lead_source, dataType: TEXT, model: contact, position: 1}
+          tags:
+            - {id: ghlMockTagVip000001, name: vip}
+          contacts:
+            - {id: ghlMockContactAnn001, firstName: Ann, lastName: Lee, email: ann.lee@example.com, phone: "+14155550111", source: fixture, tags: [vip]}
+            - {id: ghlMockContactRaj001, firstName: Raj, lastName: Patel, email: raj.patel@example.com, phone: "+14155550112", source: fixture, tags: []}
       - id: ghlMockLocationB0002
         name: Sandbox Location B
+        records:
+          pipelines:
+            - id: ghlMockPipeline00002
+              name: Onboarding
+              stages:
+                - {id: ghlMockStageStartB01, name: Kick-off, position: 0}
+                - {id: ghlMockStageDoneB001, name: Live, position: 1}
 private_integrations:
   - name: Default PIT
     description: Minted at start-up by ghl-mock
@@ -123,7 +166,30 @@ pub enum FixtureError {
 pub fn parse(file: &str, text: &str) -> Result<Fixture, FixtureError> {
     let value = crate::spec::parse_document(file, text)
         .map_err(|message| FixtureError::Parse { file: file.into(), message })?;
-    serde_json::from_value(value).map_err(|e| FixtureError::Parse { file: file.into(), message: e.to_string() })
+    let fixture: Fixture =
+        serde_json::from_value(value).map_err(|e| FixtureError::Parse { file: file.into(), message: e.to_string() })?;
+    for location in fixture.companies.iter().flat_map(|c| &c.locations) {
+        for (name, items) in &location.records {
+            if crate::resources::seed::kind_for(name).is_none() {
+                let known: Vec<&str> = crate::resources::seed::NAMES.iter().map(|(n, _)| *n).collect();
+                return Err(FixtureError::Parse {
+                    file: file.into(),
+                    message: format!(
+                        "location {}: unknown records '{name}' (known: {}, or a collection path like /links)",
+                        location.id,
+                        known.join(", ")
+                    ),
+                });
+            }
+            if let Some(bad) = items.iter().position(|i| !i.is_object()) {
+                return Err(FixtureError::Parse {
+                    file: file.into(),
+                    message: format!("location {}: records.{name}[{bad}] is not an object", location.id),
+                });
+            }
+        }
+    }
+    Ok(fixture)
 }
 
 /// Builds the world a fixture describes. `known_scopes` (the loaded specs'
@@ -177,15 +243,15 @@ pub fn build(
     Ok((world, issued))
 }
 
-/// The empty resource store of a fixture's world, with its locations' settings.
-pub fn store_for(fixture: &Fixture) -> crate::store::Store {
-    let mut store = crate::store::Store::default();
-    for l in fixture.companies.iter().flat_map(|c| &c.locations) {
-        if l.allow_duplicate_contacts {
-            store.allow_duplicate_contacts.insert(l.id.clone());
-        }
-    }
-    store
+/// Locations that accept two contacts with one email or phone.
+pub fn duplicates_allowed(fixture: &Fixture) -> BTreeSet<String> {
+    fixture
+        .companies
+        .iter()
+        .flat_map(|c| &c.locations)
+        .filter(|l| l.allow_duplicate_contacts)
+        .map(|l| l.id.clone())
+        .collect()
 }
 
 /// The scopes as a set, refusing any that no loaded operation names.

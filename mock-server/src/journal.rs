@@ -102,7 +102,8 @@ impl Refused {
             ApiError::RequestTimeout => Refused::RequestTimeout,
             ApiError::UnsupportedMediaType { .. } => Refused::UnsupportedMediaType,
             ApiError::OAuth(_) => Refused::OAuth,
-            ApiError::Control { .. } => Refused::Other,
+            ApiError::Control { .. } | ApiError::Unavailable { .. } => Refused::Other,
+            ApiError::RecordNotFound { .. } => Refused::BadRequest,
         }
     }
 

@@ -22,14 +22,15 @@ pub mod limits;
 pub mod persist;
 pub(crate) mod pipeline;
 pub mod report; // issue 8: client behaviour report
+pub mod resources;
 pub mod respond;
 pub mod spec;
-pub mod store;
+pub mod state;
 pub mod validate;
 pub mod world;
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
 
 pub use clock::Clock;
 pub use config::{Config, Fidelity};
@@ -37,20 +38,28 @@ pub use fixture::{Fixture, IssuedToken};
 pub use spec::{Source, SpecSet};
 pub use world::World;
 
-/// One running mock: its surface, settings, clock and world.
+use state::memory::Memory;
+
+/// One running mock: its surface, settings, clock, world and records.
 pub struct Mock {
     pub spec: Arc<SpecSet>,
     pub config: Config,
     pub clock: Clock,
     world: RwLock<World>,
-    store: RwLock<store::Store>,
-    /// Bumped whenever the world or the store may have changed (for `--state`).
-    generation: std::sync::atomic::AtomicU64,
+    /// Resources: every record of every inferred kind.
+    pub records: Arc<dyn state::Records>,
+    memory: Arc<Memory>,
+    /// `--state FILE`: the log every change is fsync'd to before it is answered.
+    log: OnceLock<Arc<state::log::Log>>,
     /// The fixture the world was built from, for `reset`.
     fixture: (String, Fixture),
     /// The fixture was the user's (its scopes are checked), not the embedded default.
     strict_fixture: bool,
+    /// Locations that accept two contacts with one email or phone.
+    duplicates_allowed: BTreeSet<String>,
     known_scopes: BTreeSet<String>,
+    /// Tokens and integration ids: seeded from the operating system, never
+    /// from `--seed`, so that nothing minted after a restart repeats.
     rng: Mutex<fastrand::Rng>,
     pub oauth: auth::oauth::OAuth,
     pub limiter: limits::Limiter,
@@ -88,31 +97,43 @@ impl Mock {
             Some(f) => f,
             None => ("(embedded default fixture)".to_string(), fixture::parse("default.yaml", fixture::DEFAULT)?),
         };
-        let mut rng = fastrand::Rng::with_seed(config.seed);
+        let mut rng = fastrand::Rng::new();
         let config_rate = config.fidelity.rate.clone();
         let (mut world, mut tokens) =
             fixture::build(&fixture.0, &fixture.1, strict.then_some(&known_scopes), &mut rng)?;
-        let mut store = fixture::store_for(&fixture.1);
+        let bounds =
+            state::Bounds { max_records: config.limits.max_records, max_bytes: config.limits.max_record_bytes };
+        let memory = Arc::new(Memory::new(bounds));
         // A saved state wins over the fixture; the fixture stays for `reset`.
+        let mut restored = false;
         if let Some(path) = &config.state_file {
-            if let Some(snapshot) = persist::load(path).map_err(StartError::State)? {
-                world = snapshot.world;
-                store = snapshot.store;
+            let (log, saved) = persist::open(path).map_err(StartError::State)?;
+            drop(log);
+            if saved.world.is_some() || !saved.entries.is_empty() {
+                restored = true;
+                if let Some(w) = saved.world {
+                    world = w;
+                }
                 tokens.clear();
+                for entry in &saved.entries {
+                    memory.replay(entry).map_err(|e| StartError::State(format!("{}: {e}", path.display())))?;
+                }
             }
         }
-        store.max_records = config.limits.max_records;
         let injections = fixture.1.rate_limit_injections.clone();
         let journal = journal::Journal::new(config.journal_capacity); // issue 8
+        let duplicates_allowed = fixture::duplicates_allowed(&fixture.1);
         let mock = Arc::new(Self {
             spec: Arc::new(spec),
             config,
             clock,
-            store: RwLock::new(store),
             world: RwLock::new(world),
-            generation: std::sync::atomic::AtomicU64::new(1),
+            records: memory.clone(),
+            memory,
+            log: OnceLock::new(),
             fixture,
             strict_fixture: strict,
+            duplicates_allowed,
             known_scopes,
             rng: Mutex::new(rng),
             oauth: auth::oauth::OAuth::default(),
@@ -120,27 +141,52 @@ impl Mock {
             rules: respond::control::Rules::default(),
             journal,
         });
+        if restored {
+            for resource in &mock.spec.resources.resources {
+                let family = resources::Family::of(&resource.kind);
+                mock.memory.reindex(&resource.kind, resources::hooks::indexing_of(&mock, family, ""));
+            }
+        } else {
+            mock.seed_now().map_err(StartError::State)?;
+        }
+        if let Some(path) = &mock.config.state_file {
+            // The replayed log, rewritten as one snapshot.
+            let mut entries = vec![persist::world_entry(&mock.world())];
+            entries.extend(mock.memory.snapshot_entries());
+            let log =
+                Arc::new(state::log::create_blocking(path, entries).map_err(|e| StartError::State(e.to_string()))?);
+            mock.memory.set_durable(Arc::new(persist::LogSink(log.clone())));
+            let _ = mock.log.set(log);
+        }
         mock.arm_injections(injections);
         Ok(Started { mock, tokens })
+    }
+
+    /// Inserts the fixture's records, before anything is served.
+    fn seed_now(&self) -> Result<(), String> {
+        for (new, indexing) in resources::seed::records(self, &self.fixture.1, self.clock.now_ms()) {
+            let what = format!("{} {}", new.kind, new.id);
+            self.memory.seed(new, indexing).map_err(|e| format!("fixture record {what}: {e:?}"))?;
+        }
+        Ok(())
     }
 
     pub fn world(&self) -> RwLockReadGuard<'_, World> {
         self.world.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn world_mut(&self) -> RwLockWriteGuard<'_, World> {
-        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        self.world.write().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Resources created through the API. Lock order: store before world.
-    pub fn store(&self) -> RwLockReadGuard<'_, store::Store> {
-        self.store.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub fn store_mut(&self) -> RwLockWriteGuard<'_, store::Store> {
-        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        self.store.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Changes the world; with `--state`, returns once the change is on disk.
+    pub async fn change_world<T>(&self, f: impl FnOnce(&mut World) -> T) -> Result<T, error::ApiError> {
+        let (out, pending) = self.memory.shared(|| {
+            let mut world = self.world.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let out = f(&mut world);
+            let pending = self.log.get().map(|log| log.append(vec![persist::world_entry(&world)]));
+            (out, pending)
+        });
+        if let Some(pending) = pending {
+            pending.await.map_err(|e| error::ApiError::Unavailable { message: e.to_string() })?;
+        }
+        Ok(out)
     }
 
     pub fn with_rng<T>(&self, f: impl FnOnce(&mut fastrand::Rng) -> T) -> T {
@@ -153,16 +199,27 @@ impl Mock {
         &self.known_scopes
     }
 
-    /// Rebuilds the world from the fixture; returns the tokens it issued.
-    pub fn reset(&self) -> Result<Vec<IssuedToken>, fixture::FixtureError> {
+    pub fn allows_duplicate_contacts(&self, location: &str) -> bool {
+        self.duplicates_allowed.contains(location)
+    }
+
+    /// Rebuilds the world and the records from the fixture; returns the tokens it issued.
+    pub async fn reset(&self) -> Result<Vec<IssuedToken>, error::ApiError> {
         let strict = self.strict_fixture;
-        let (world, tokens) = self.with_rng(|rng| {
-            fixture::build(&self.fixture.0, &self.fixture.1, strict.then_some(&self.known_scopes), rng)
-        })?;
-        *self.world_mut() = world;
-        let mut store = fixture::store_for(&self.fixture.1);
-        store.max_records = self.config.limits.max_records;
-        *self.store_mut() = store;
+        let (world, tokens) = self
+            .with_rng(|rng| fixture::build(&self.fixture.0, &self.fixture.1, strict.then_some(&self.known_scopes), rng))
+            .map_err(|e| error::ApiError::BadRequest { message: e.to_string(), meta: None })?;
+        self.records
+            .clear()
+            .await
+            .map_err(|e| resources::record_error(self, resources::Family::Generic, "Record", e))?;
+        self.change_world(|w| *w = world).await?;
+        for (new, indexing) in resources::seed::records(self, &self.fixture.1, self.clock.now_ms()) {
+            self.records
+                .insert(new, indexing)
+                .await
+                .map_err(|e| resources::record_error(self, resources::Family::Generic, "Record", e))?;
+        }
         self.oauth.clear();
         self.limiter.clear();
         self.rules.clear();
@@ -187,19 +244,21 @@ impl Mock {
         self.limiter.inject(rule)
     }
 
-    /// Writes the world and the store to the `--state` file, if there is one.
-    pub fn save_state(&self) -> Result<(), String> {
-        let Some(path) = &self.config.state_file else { return Ok(()) };
-        let bytes = {
-            let store = self.store();
-            let world = self.world();
-            persist::encode(&world, &store)?
-        };
-        persist::save_bytes(path, &bytes).map_err(|e| format!("{}: {e}", path.display()))
-    }
-
-    fn generation(&self) -> u64 {
-        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    /// Rewrites the `--state` log as one snapshot once it has grown past
+    /// four times its last snapshot (and at least `floor` bytes).
+    pub async fn compact_if_grown(&self, last: &mut u64, floor: u64) -> Result<bool, String> {
+        let Some(log) = self.log.get() else { return Ok(false) };
+        if log.bytes() < floor.max(last.saturating_mul(4)) {
+            return Ok(false);
+        }
+        let done = self.memory.exclusive(|| {
+            let mut entries = vec![persist::world_entry(&self.world())];
+            entries.extend(self.memory.snapshot_entries());
+            log.compact(entries)
+        });
+        done.await.map_err(|e| e.to_string())?;
+        *last = log.bytes();
+        Ok(true)
     }
 
     /// What a caller's requests are counted against, and under which limits:
@@ -240,7 +299,7 @@ pub async fn serve(
     use tower::ServiceExt;
 
     let limits = mock.config.limits.clone();
-    let saver = mock.config.state_file.is_some().then(|| tokio::spawn(save_changes(mock.clone())));
+    let compactor = mock.config.state_file.is_some().then(|| tokio::spawn(compact_now_and_then(mock.clone())));
     let router = app(mock.clone());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
@@ -284,27 +343,20 @@ pub async fn serve(
     if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
         tracing::warn!("requests still in flight after {} ms; stopping anyway", limits.shutdown_grace_ms);
     }
-    if let Some(saver) = saver {
-        saver.abort();
-        if let Err(e) = mock.save_state() {
-            tracing::error!("final save of the state failed: {e}");
-        }
+    if let Some(compactor) = compactor {
+        // Every answered write is on disk already; only the tidying stops.
+        compactor.abort();
     }
     Ok(())
 }
 
-/// Saves the state a moment after it changes (at most five times a second).
-async fn save_changes(mock: Arc<Mock>) {
-    let mut saved = 0;
+/// Keeps the `--state` log from growing without bound.
+async fn compact_now_and_then(mock: Arc<Mock>) {
+    let mut last = 0;
     loop {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let now = mock.generation();
-        if now == saved {
-            continue;
-        }
-        match mock.save_state() {
-            Ok(()) => saved = now,
-            Err(e) => tracing::error!("saving the state failed (will retry): {e}"),
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        if let Err(e) = mock.compact_if_grown(&mut last, 64 * 1024 * 1024).await {
+            tracing::error!("compacting the state log failed (will retry): {e}");
         }
     }
 }

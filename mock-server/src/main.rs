@@ -351,5 +351,6 @@ fn check_specs(dir: PathBuf, all: bool) -> ExitCode {
     if !all && !set.warnings.is_empty() {
         println!("(the first {shown} of each kind are shown; --all lists every one)");
     }
+    print!("{}", set.resources.render(&set.operations));
     ExitCode::SUCCESS
 }

@@ -1,158 +1,109 @@
 //! `--state FILE`: the world (companies, locations, private integrations and
-//! their token digests, OAuth apps, custom limits) and the resource store,
-//! saved as JSON and restored at start.
+//! their token digests, OAuth apps, custom limits) and every record, kept in
+//! an append-only log ([`crate::state::log`]) that is fsync'd before an
+//! answer says a write happened (group commit: one fsync for every write
+//! waiting at that moment).
 //!
-//! A save writes a temporary file beside the target, flushes it to disk and
-//! renames it over the target, so a crash at any moment leaves either the old
-//! file or the new one, never a torn one. Full tokens are never written: the
-//! world holds only their digests.
+//! Why a log and not an embedded database: the mock keeps its state in
+//! memory anyway, so all it needs on disk is the order of changes; a log of
+//! JSON lines replays into the memory backend, stays readable with `jq`, and
+//! a kill mid-write leaves at most a torn last line, which is dropped.
+//!
+//! Entries: `{"world": …}` (the whole world after a change; the last one
+//! wins), `{"put": KIND, "id", "location", "created_ms", "record"}`,
+//! `{"del": KIND, "id"}` and `{"clear": true}`. At start the log is
+//! replayed and rewritten as one snapshot (world + a `put` per record).
+//! Full tokens are never written: the world holds only their digests.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
-use crate::store::Store;
+use crate::state::log::{self, Log, Opened};
+use crate::state::memory::{Durable, Pending};
 use crate::world::World;
 
-/// Written into every snapshot; a file of another format is refused.
-const FORMAT: u32 = 1;
-
-#[derive(Serialize, Deserialize)]
-pub struct Snapshot {
-    pub format: u32,
-    pub world: World,
-    pub store: Store,
+/// What a state file held.
+pub struct Restored {
+    pub world: Option<World>,
+    /// Record entries, oldest first, for [`crate::state::memory::Memory::replay`].
+    pub entries: Vec<Value>,
 }
 
-fn temporary(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
+/// Opens (or creates) the log at `path`; an old single-snapshot state file
+/// is migrated into a log in place.
+pub fn open(path: &Path) -> Result<(Log, Restored), String> {
+    match log::open_blocking(path).map_err(|e| e.to_string())? {
+        Opened::Log { log, entries } => {
+            let mut world = None;
+            let mut records = Vec::new();
+            for entry in entries {
+                match entry.get("world") {
+                    Some(w) => {
+                        let mut w: World = serde_json::from_value(w.clone())
+                            .map_err(|e| format!("{}: a world entry does not read back: {e}", path.display()))?;
+                        w.reindex();
+                        world = Some(w);
+                    }
+                    None => records.push(entry),
+                }
+            }
+            Ok((log, Restored { world, entries: records }))
+        }
+        Opened::Legacy { snapshot } => {
+            let restored = from_legacy(path, &snapshot)?;
+            let mut entries: Vec<Value> = restored.world.iter().map(world_entry).collect();
+            entries.extend(restored.entries.iter().cloned());
+            let log = log::create_blocking(path, entries).map_err(|e| e.to_string())?;
+            Ok((log, restored))
+        }
+    }
 }
 
-/// Writes `bytes` to `path` atomically.
-pub fn save_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    save_with(path, bytes, |file, bytes| file.write_all(bytes))
+pub fn world_entry(world: &World) -> Value {
+    json!({"world": world})
 }
 
-/// As [`save_bytes`], with the write itself given (tests inject failures here).
-pub fn save_with(
-    path: &Path,
-    bytes: &[u8],
-    write: impl FnOnce(&mut std::fs::File, &[u8]) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let tmp = temporary(path);
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        write(&mut file, bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // Make the rename itself durable; not every platform can open a directory.
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
+/// Turns the old snapshot format (`{"format":1, world, store}`) into entries.
+fn from_legacy(path: &Path, snapshot: &Value) -> Result<Restored, String> {
+    let mut world: World = serde_json::from_value(snapshot.get("world").cloned().unwrap_or(Value::Null))
+        .map_err(|e| format!("{}: the old state file's world does not read back: {e}", path.display()))?;
+    world.reindex();
+    let mut entries = Vec::new();
+    let locations = snapshot.pointer("/store/locations").and_then(Value::as_object);
+    for (location, held) in locations.into_iter().flatten() {
+        let order = |key: &str| -> std::collections::HashMap<String, i64> {
+            held.get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|pair| Some((pair.get(1)?.as_str()?.to_string(), pair.get(0)?.as_i64()?)))
+                .collect()
+        };
+        for (field, kind, order_key) in [
+            ("contacts", "/contacts", "contact_order"),
+            ("opportunities", "/opportunities", "opportunity_order"),
+            ("notes", "/contacts/{}/notes", ""),
+        ] {
+            let times = order(order_key);
+            for (id, record) in held.get(field).and_then(Value::as_object).into_iter().flatten() {
+                entries.push(json!({
+                    "put": kind, "id": id, "location": location,
+                    "created_ms": times.get(id).copied().unwrap_or(0), "record": record,
+                }));
             }
         }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
     }
-    result
+    Ok(Restored { world: Some(world), entries })
 }
 
-pub fn encode(world: &World, store: &Store) -> Result<Vec<u8>, String> {
-    #[derive(Serialize)]
-    struct Borrowed<'a> {
-        format: u32,
-        world: &'a World,
-        store: &'a Store,
-    }
-    serde_json::to_vec(&Borrowed { format: FORMAT, world, store }).map_err(|e| e.to_string())
-}
+/// The log as the memory backend's way to disk.
+pub struct LogSink(pub Arc<Log>);
 
-/// The snapshot at `path`, or `None` when there is no file yet.
-pub fn load(path: &Path) -> Result<Option<Snapshot>, String> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
-    };
-    let mut snapshot: Snapshot =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a ghl-mock state file: {e}", path.display()))?;
-    if snapshot.format != FORMAT {
-        return Err(format!("{}: state format {} is not {FORMAT}", path.display(), snapshot.format));
-    }
-    snapshot.world.reindex();
-    snapshot.store.reindex();
-    Ok(Some(snapshot))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ghl-mock-persist-{}-{}", std::process::id(), fastrand::u64(..)));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    #[test]
-    fn a_write_that_fails_halfway_leaves_the_previous_state_intact() {
-        let d = dir();
-        let path = d.join("state.json");
-        save_bytes(&path, b"{\"version\": 1}").unwrap();
-        let failed = save_with(&path, b"{\"version\": 2, \"much\": \"more\"}", |file, bytes| {
-            file.write_all(&bytes[..bytes.len() / 2])?;
-            Err(std::io::Error::other("disk full (injected)"))
-        });
-        assert!(failed.is_err());
-        assert_eq!(std::fs::read(&path).unwrap(), b"{\"version\": 1}");
-        assert!(!temporary(&path).exists(), "no half-written file is left behind");
-        let _ = std::fs::remove_dir_all(d);
-    }
-
-    #[test]
-    fn a_world_survives_a_round_trip_and_its_tokens_still_work() {
-        let mut world = World::default();
-        world.add_company(crate::world::Company {
-            id: "c".into(),
-            name: String::new(),
-            environment: Default::default(),
-        });
-        world
-            .add_location(crate::world::Location { id: "l".into(), name: String::new(), company_id: "c".into() })
-            .unwrap();
-        let (_, token) = world
-            .create_integration(
-                "n",
-                "",
-                crate::world::Owner::Location("l".into()),
-                Default::default(),
-                None,
-                &mut fastrand::Rng::with_seed(1),
-            )
-            .unwrap();
-        let d = dir();
-        let path = d.join("state.json");
-        save_bytes(&path, &encode(&world, &Store::default()).unwrap()).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(!text.contains(&token), "the file holds no full token");
-        let restored = load(&path).unwrap().unwrap();
-        assert!(restored.world.pit(&token, 0).is_some());
-        let _ = std::fs::remove_dir_all(d);
-    }
-
-    #[test]
-    fn a_file_that_is_not_a_state_file_is_refused_by_name() {
-        let d = dir();
-        let path = d.join("other.json");
-        std::fs::write(&path, b"[1, 2]").unwrap();
-        let err = load(&path).err().unwrap();
-        assert!(err.contains("other.json: not a ghl-mock state file"), "{err}");
-        assert!(load(&d.join("missing.json")).unwrap().is_none());
-        let _ = std::fs::remove_dir_all(d);
+impl Durable for LogSink {
+    fn submit(&self, entry: Value) -> Pending {
+        let done = self.0.append(vec![entry]);
+        Box::pin(async move { done.await.map_err(|e| e.to_string()) })
     }
 }

@@ -195,19 +195,27 @@ async fn answer(
     if let Some(answer) = owned_answer(mock, &incoming, who, body.as_ref())? {
         return Ok(json_response(StatusCode::OK, Bytes::from(serde_json::to_vec(&answer).unwrap_or_default())));
     }
-    let ctx = crate::respond::resources::Ctx {
-        mock,
-        op,
-        who,
-        path_params: &incoming.path_params,
-        query: &incoming.query,
-        body: body.as_ref(),
-        host: parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()),
-        trace_id,
-    };
-    if let Some((status, mut answer)) = crate::respond::resources::answer(&ctx)? {
+    if let Some(binding) = mock.spec.resources.binding(index) {
+        let Some(resource) = mock.spec.resources.resource(binding.resource) else {
+            return Ok(json_response(StatusCode::OK, echoed(&incoming, body.as_ref())));
+        };
+        let call = crate::resources::Call {
+            mock,
+            op,
+            binding,
+            resource,
+            family: crate::resources::Family::of(&resource.kind),
+            who,
+            path_params: &incoming.path_params,
+            query: &incoming.query,
+            body: body.as_ref(),
+            host: parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()),
+            path,
+            trace_id,
+        };
+        let (status, mut answer) = crate::resources::answer(&call).await?;
         if let Some(validator) = &op.success.validator {
-            crate::respond::conform(&mut answer, validator);
+            crate::resources::conform(&call, &mut answer, validator);
         }
         return Ok(json_response(status, Bytes::from(serde_json::to_vec(&answer).unwrap_or_default())));
     }

@@ -137,7 +137,8 @@ impl Ctx {
         let creator = self.contract.creator_of(op, param).ok_or_else(|| {
             Stop::Skip(format!("{} {} lists none, and no operation creates one", list.method, list.path))
         })?;
-        let create = self.authed(contract::request(creator, self.location(), known, 1));
+        let mut create = self.authed(contract::request(creator, self.location(), known, 1));
+        self.refer_to_pipeline(&mut create)?;
         let created = self.send(&create)?;
         ensure((200..300).contains(&created.status), || {
             format!("creating a record to read: {} answered {}", create.describe(), created.summary())
@@ -147,6 +148,31 @@ impl Ctx {
             .as_ref()
             .and_then(contract::created_id)
             .ok_or_else(|| Stop::Fail(format!("{} answered no id: {}", create.describe(), created.summary())))
+    }
+}
+
+impl Ctx {
+    /// A body that names a pipeline and stage names real ones: HighLevel
+    /// refuses an opportunity in a pipeline the location does not have.
+    fn refer_to_pipeline(&self, call: &mut Call) -> Result<(), Stop> {
+        let Some(ghl_conformance::client::Body::Json(Value::Object(body))) = &mut call.body else { return Ok(()) };
+        if !body.contains_key("pipelineId") {
+            return Ok(());
+        }
+        let list = self.authed(Call::get("/opportunities/pipelines").query("locationId", self.location()));
+        let answer = self.send(&list)?;
+        let pipeline = answer.json().and_then(|a| a["pipelines"].get(0).cloned());
+        let Some(pipeline) = pipeline.filter(|p| p["id"].is_string()) else {
+            return Err(Stop::Skip(format!(
+                "the location has no pipeline to create an opportunity in: {}",
+                answer.summary()
+            )));
+        };
+        body.insert("pipelineId".into(), pipeline["id"].clone());
+        if let Some(stage) = pipeline["stages"].get(0).map(|s| s["id"].clone()).filter(Value::is_string) {
+            body.insert("pipelineStageId".into(), stage);
+        }
+        Ok(())
     }
 }
 

@@ -9,7 +9,6 @@
 pub mod control;
 pub mod generate;
 pub mod oauth;
-pub mod resources;
 
 use axum::body::Bytes;
 use serde_json::Value;

@@ -10,6 +10,7 @@
 //! Nothing in this module looks at tokens, clocks or state.
 
 mod docs;
+pub mod resources;
 mod router;
 pub mod schema;
 
@@ -193,6 +194,8 @@ pub struct SpecSet {
     pub warnings: Vec<Warning>,
     pub errors: Vec<FileError>,
     pub files: Vec<FileSummary>,
+    /// The resources inferred from the operations, and each operation's binding.
+    pub resources: resources::Table,
 }
 
 impl SpecSet {
@@ -202,6 +205,11 @@ impl SpecSet {
 
     pub fn operation(&self, index: usize) -> Option<&Operation> {
         self.operations.get(index)
+    }
+
+    /// True when operation `index` answers from state (it is bound to a resource).
+    pub fn stateful(&self, index: usize) -> bool {
+        self.resources.binding(index).is_some()
     }
 
     /// Every scope any operation names, sorted.
@@ -252,6 +260,7 @@ pub fn load(source: Source, seed: u64) -> Result<SpecSet, LoadError> {
         warnings: Vec::new(),
         errors: Vec::new(),
         files: Vec::new(),
+        resources: resources::Table::default(),
     };
     let mut seen_ids: std::collections::HashMap<String, String> = Default::default();
     for key in keys {
@@ -291,6 +300,7 @@ pub fn load(source: Source, seed: u64) -> Result<SpecSet, LoadError> {
     if set.operations.is_empty() {
         return Err(LoadError::NothingServable(Box::new(set)));
     }
+    set.resources = resources::infer(&set.operations);
     Ok(set)
 }
 

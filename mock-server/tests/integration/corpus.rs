@@ -1,9 +1,7 @@
 //! The whole official surface: every operation of the shared corpus is
 //! routable and answers, and every 2xx body validates against its schema.
 
-use ghl_mock::respond::resources::owns;
 use ghl_mock::spec::{self, Operation, Source};
-use serde_json::json;
 use serde_json::Value;
 
 use crate::support::*;
@@ -57,40 +55,6 @@ fn request_body(op: &Operation, seed: u64) -> Option<Value> {
     Some(body)
 }
 
-struct Records {
-    contact: String,
-    note: String,
-    opportunity: String,
-}
-
-/// A contact with a note, and an opportunity, in location A.
-async fn make_records(mock: &TestMock, n: usize) -> Records {
-    let token = mock.token(ALL_SCOPES_LOCATION);
-    let post = |path: String, body: Value| {
-        let request =
-            mock.http.post(format!("{}{path}", mock.url)).bearer_auth(&token).header("Version", VERSION).json(&body);
-        async move {
-            let (status, answer) = read(request.send().await.expect("request")).await;
-            assert!((200..300).contains(&status), "{path}: {status} {answer}");
-            answer
-        }
-    };
-    let contact =
-        post("/contacts/".into(), json!({"locationId": LOC_A, "email": format!("record{n}@example.com")})).await;
-    let contact = contact["contact"]["id"].as_str().expect("contact id").to_string();
-    let note = post(format!("/contacts/{contact}/notes"), json!({"body": "note"})).await;
-    let opportunity = post(
-        "/opportunities/".into(),
-        json!({"locationId": LOC_A, "name": "deal", "pipelineId": "pipe00000000000000001", "status": "open", "contactId": contact}),
-    )
-    .await;
-    Records {
-        note: note["note"]["id"].as_str().expect("note id").to_string(),
-        opportunity: opportunity["opportunity"]["id"].as_str().expect("opportunity id").to_string(),
-        contact,
-    }
-}
-
 #[tokio::test]
 async fn every_operation_of_the_official_corpus_is_routed_and_answers_with_a_valid_body() {
     let Some(dir) = corpus_dir() else { return };
@@ -110,14 +74,10 @@ async fn every_operation_of_the_official_corpus_is_routed_and_answers_with_a_val
     let (mut succeeded, mut pit_callable) = (0, 0);
     for (i, op) in spec.operations.iter().enumerate() {
         let seed = i as u64;
-        // Stateful operations get records that exist, made fresh for each.
-        let records = if owns(op) { Some(make_records(&mock, i).await) } else { None };
-        let path = filled_path(op, |p| match (&records, p.name.as_str()) {
-            (Some(r), "contactId") => r.contact.clone(),
-            (Some(r), "id") if op.path.starts_with("/opportunities") => r.opportunity.clone(),
-            (Some(r), "id") => r.note.clone(),
-            _ => fill(p, seed),
-        });
+        // Stateful operations get the records their path names, made fresh for each.
+        let records = records_for(&mock, i).await;
+        let refs = references(&mock, &format!("c{i}")).await;
+        let path = filled_path(op, |p| records.get(&p.name).cloned().unwrap_or_else(|| fill(p, seed)));
         let query = required_query(op, seed);
         let mut request = mock
             .http
@@ -130,7 +90,8 @@ async fn every_operation_of_the_official_corpus_is_routed_and_answers_with_a_val
             pit_callable += 1;
         }
         if let Some(mut body) = request_body(op, seed) {
-            if let (true, Some(map)) = (owns(op), body.as_object_mut()) {
+            refer(&mut body, &refs);
+            if let (true, Some(map)) = (spec.stateful(i), body.as_object_mut()) {
                 // The real API needs the location even where the official spec forgets it.
                 map.entry("locationId").or_insert(Value::from(LOC_A));
             }

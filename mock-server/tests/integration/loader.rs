@@ -101,7 +101,7 @@ fn file_name(path: &Path) -> String {
 // Loading, bounded
 
 enum Loaded {
-    Ok(SpecSet),
+    Ok(Box<SpecSet>),
     Err(String),
     Panicked(String),
     Hung,
@@ -124,7 +124,7 @@ fn load_within(dir: &Path, bound: Duration) -> Loaded {
         })
         .expect("loader thread");
     match rx.recv_timeout(bound) {
-        Ok(Ok(Ok(set))) => Loaded::Ok(set),
+        Ok(Ok(Ok(set))) => Loaded::Ok(Box::new(set)),
         Ok(Ok(Err(e))) => Loaded::Err(e.to_string()),
         Ok(Err(panic)) => Loaded::Panicked(
             panic
@@ -140,7 +140,7 @@ fn load_within(dir: &Path, bound: Duration) -> Loaded {
 /// Ok (with warnings), or an error naming `file`; never a panic or a hang.
 fn loads_or_names(dir: &Path, file: &str) -> Result<Option<SpecSet>, String> {
     match load_bounded(dir) {
-        Loaded::Ok(set) => Ok(Some(set)),
+        Loaded::Ok(set) => Ok(Some(*set)),
         Loaded::Err(message) if message.contains(file) => Ok(None),
         Loaded::Err(message) => Err(format!("the load failed without naming {file}: {message}")),
         Loaded::Panicked(message) => Err(format!("the loader panicked: {message}")),

@@ -71,29 +71,111 @@ async fn tokens_and_contacts_survive_a_clean_restart() {
 }
 
 #[tokio::test]
-async fn what_was_saved_before_a_kill_is_there_after_it() {
-    let dir = scratch_dir("state-kill");
-    let state = dir.join("state.json");
-    let mut server = start_binary(&["--state".as_ref(), state.as_os_str()]);
-    let (token, contact) = make_things(&server).await;
-    // Wait (bounded) until the saver has written the contact, then kill without warning.
-    let mut saved = false;
-    for _ in 0..100 {
-        if std::fs::read_to_string(&state).is_ok_and(|t| t.contains(&contact)) {
-            saved = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(saved, "the state was saved within five seconds of the change");
-    server.child.kill().unwrap();
-    let _ = server.child.wait();
-    let parsed: Value =
-        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).expect("the file is whole JSON");
-    assert_eq!(parsed["format"], 1);
-
+async fn after_a_restart_new_records_and_tokens_never_replace_stored_ones() {
+    let dir = scratch_dir("state-restart");
+    let state = dir.join("state.log");
     let server = start_binary(&["--state".as_ref(), state.as_os_str()]);
-    still_there(&server, &token, &contact).await;
+    let (token, contact) = make_things(&server).await;
+    server.terminate();
+    for round in 0..3 {
+        let server = start_binary(&["--state".as_ref(), state.as_os_str()]);
+        // What the first run made is there, and what this run makes is new.
+        let (new_token, new_contact) = {
+            let (status, created) = admin(
+                &server,
+                Method::POST,
+                "/integrations",
+                Some(json!({"name": format!("Round {round}"), "owner": {"location": "ghlMockLocationA0001"}, "scopes": ["contacts.readonly", "contacts.write"]})),
+            )
+            .await;
+            assert_eq!(status, 201, "{created}");
+            let t = created["token"].as_str().unwrap().to_string();
+            let (status, c) = api(
+                &server,
+                Method::POST,
+                "/contacts/",
+                &t,
+                Some(json!({"locationId": "ghlMockLocationA0001", "email": format!("round{round}@example.com")})),
+            )
+            .await;
+            assert_eq!(status, 201, "{c}");
+            (t, c["contact"]["id"].as_str().unwrap().to_string())
+        };
+        assert_ne!(new_contact, contact);
+        still_there(&server, &token, &contact).await;
+        let (status, _) = api(&server, Method::GET, &format!("/contacts/{new_contact}"), &new_token, None).await;
+        assert_eq!(status, 200);
+        let (_, integrations) = admin(&server, Method::GET, "/integrations", None).await;
+        assert_eq!(
+            integrations["integrations"].as_array().map(Vec::len),
+            Some(3 + round),
+            "the default PIT, Saved and one per round: {integrations}"
+        );
+        server.terminate();
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Creates contacts as fast as one client can and kills the server at a
+/// random moment; every create that was answered 2xx must be there after a
+/// restart, and the file must always load. Twenty kills.
+#[tokio::test]
+async fn every_acknowledged_create_survives_sigkill_at_random_moments() {
+    let dir = scratch_dir("state-kill");
+    let state = dir.join("state.log");
+    let mut acknowledged: Vec<String> = Vec::new();
+    let mut token = String::new();
+    let mut rng = fastrand::Rng::with_seed(20261201);
+    for kill in 0..20 {
+        let mut server = start_binary(&["--state".as_ref(), state.as_os_str()]);
+        if kill == 0 {
+            token = make_things(&server).await.0;
+        }
+        // Everything acknowledged before is still there.
+        for id in &acknowledged {
+            let (status, body) = api(&server, Method::GET, &format!("/contacts/{id}"), &token, None).await;
+            assert_eq!(status, 200, "kill {kill}: acknowledged contact {id} was lost: {body}");
+        }
+        let writer = {
+            let url = server.url.clone();
+            let token = token.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut made = Vec::new();
+                for n in 0.. {
+                    let sent = client
+                        .post(format!("{url}/contacts/"))
+                        .bearer_auth(&token)
+                        .header("Version", VERSION)
+                        .json(&json!({"locationId": "ghlMockLocationA0001", "firstName": format!("k{kill}n{n}")}))
+                        .send()
+                        .await;
+                    let Ok(response) = sent else { break };
+                    if response.status().as_u16() != 201 {
+                        break;
+                    }
+                    let Ok(body) = response.json::<Value>().await else { break };
+                    match body["contact"]["id"].as_str() {
+                        Some(id) => made.push(id.to_string()),
+                        None => break,
+                    }
+                }
+                made
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(rng.u64(20..300))).await;
+        server.child.kill().unwrap();
+        let _ = server.child.wait();
+        let made = writer.await.unwrap();
+        acknowledged.extend(made);
+    }
+    let server = start_binary(&["--state".as_ref(), state.as_os_str()]);
+    for id in &acknowledged {
+        let (status, _) = api(&server, Method::GET, &format!("/contacts/{id}"), &token, None).await;
+        assert_eq!(status, 200, "acknowledged contact {id} was lost");
+    }
+    assert!(acknowledged.len() > 20, "the writer got creates through: {}", acknowledged.len());
+    eprintln!("kill test: {} acknowledged creates over 20 kills, none lost", acknowledged.len());
     server.terminate();
     let _ = std::fs::remove_dir_all(dir);
 }

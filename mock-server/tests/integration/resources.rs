@@ -102,7 +102,7 @@ async fn listing_pages_through_250_contacts_with_start_after_id_without_loss_or_
             Some(json!({"locationId": LOC_A, "email": format!("c{i}@example.com")})),
         )
         .await;
-        assert_eq!(status, 201);
+        assert_eq!(status, 201, "{c}");
         made.insert(c["contact"]["id"].as_str().unwrap().to_string());
     }
     let mut seen = Vec::new();
@@ -217,7 +217,9 @@ async fn tags_and_notes_belong_to_their_contact() {
 async fn an_opportunity_lives_through_create_get_update_search_and_delete() {
     let m = start().await;
     let a = m.token("A");
-    let (status, created) = call(&m, Method::POST, "/opportunities/", &a, Some(json!({"locationId": LOC_A, "pipelineId": "pipe00000000000000001", "name": "Annual plan", "status": "open", "monetaryValue": 1200, "contactId": "nobody00000000000001"}))).await;
+    let refs = references(&m, "opp").await;
+    let pipeline = refs[0].1.clone();
+    let (status, created) = call(&m, Method::POST, "/opportunities/", &a, Some(json!({"locationId": LOC_A, "pipelineId": pipeline, "name": "Annual plan", "status": "open", "monetaryValue": 1200, "contactId": "nobody00000000000001"}))).await;
     assert_eq!(status, 201, "{created}");
     let id = created["opportunity"]["id"].as_str().unwrap().to_string();
     let (_, got) = call(&m, Method::GET, &format!("/opportunities/{id}"), &a, None).await;
@@ -311,7 +313,7 @@ async fn a_location_holds_at_most_its_record_limit_and_says_so() {
     let (status, refused) =
         call(&m, Method::POST, "/contacts/", &a, Some(json!({"locationId": LOC_A, "email": "cap3@example.com"}))).await;
     assert_eq!(status, 400);
-    assert!(refused["message"].as_str().unwrap().contains("at most 3 contacts per location"), "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("at most 3 records of /contacts per location"), "{refused}");
     assert_eq!(
         call(&m, Method::POST, "/contacts/", &m.token("B"), Some(json!({"locationId": LOC_B}))).await.0,
         201,

@@ -284,3 +284,94 @@ pub async fn oauth_tokens(m: &TestMock, owner: Value, scopes: &[&str]) -> Value 
     assert_eq!(status, 200, "{tokens}");
     tokens
 }
+
+/// Records a body may have to name (a pipeline with a stage, a calendar, a
+/// contact), stored straight into location A, so generated bodies can point
+/// at real ones; returns the fields to put in a body.
+pub async fn references(m: &TestMock, tag: &str) -> Vec<(&'static str, Value)> {
+    use ghl_mock::state::{Indexing, NewRecord};
+    let id =
+        |what: &str| format!("{tag}{what}").chars().filter(|c| c.is_ascii_alphanumeric()).take(20).collect::<String>();
+    let (pipeline, stage, calendar, contact) = (id("pipeline"), id("stage"), id("calendar"), id("contact"));
+    let rows = [
+        (
+            "/opportunities/pipelines",
+            &pipeline,
+            serde_json::json!({"id": pipeline, "name": "p", "stages": [{"id": stage, "name": "s"}]}),
+        ),
+        ("/calendars", &calendar, serde_json::json!({"id": calendar, "name": "c", "locationId": LOC_A})),
+        ("/contacts", &contact, serde_json::json!({"id": contact, "locationId": LOC_A, "firstName": "Ref"})),
+    ];
+    for (kind, rid, record) in rows {
+        if m.mock.spec.resources.by_kind(kind).is_none() {
+            continue;
+        }
+        let new = NewRecord {
+            kind: std::sync::Arc::from(kind),
+            id: rid.clone(),
+            location: LOC_A.into(),
+            created_ms: 0,
+            record: record.as_object().cloned().unwrap_or_default(),
+        };
+        let _ = m.mock.records.insert(new, Indexing::NONE).await;
+    }
+    vec![
+        ("pipelineId", Value::from(pipeline)),
+        ("pipelineStageId", Value::from(stage)),
+        ("calendarId", Value::from(calendar)),
+        ("contactId", Value::from(contact)),
+    ]
+}
+
+/// Points a generated body's references at stored records.
+pub fn refer(body: &mut Value, references: &[(&'static str, Value)]) {
+    if let Some(map) = body.as_object_mut() {
+        for (key, value) in references {
+            if map.get(*key).is_some_and(Value::is_string) {
+                map.insert((*key).to_string(), value.clone());
+            }
+        }
+    }
+}
+
+/// Stores the records a bound operation's path names (its id and its
+/// parents), in location A, with the fields their schemas require; returns
+/// path parameter → id.
+pub async fn records_for(m: &TestMock, index: usize) -> std::collections::BTreeMap<String, String> {
+    use ghl_mock::state::{Indexing, NewRecord};
+    let spec = m.mock.spec.clone();
+    let mut ids = std::collections::BTreeMap::new();
+    let Some(binding) = spec.resources.binding(index) else { return ids };
+    let Some(resource) = spec.resources.resource(binding.resource) else { return ids };
+    let op = &spec.operations[index];
+    let mut wanted: Vec<(String, &ghl_mock::spec::resources::Resource)> = Vec::new();
+    for name in &binding.parents {
+        let marker = format!("/{{{name}}}");
+        let prefix =
+            [op.path.as_str(), resource.collection.as_str()].into_iter().find_map(|p| p.find(&marker).map(|i| &p[..i]));
+        if let Some((_, parent)) = prefix.and_then(|p| spec.resources.by_kind(&ghl_mock::spec::resources::kind_of(p))) {
+            wanted.push((name.clone(), parent));
+        }
+    }
+    if let Some(param) = &binding.id_param {
+        wanted.push((param.clone(), resource));
+    }
+    for (param, kind) in wanted {
+        if param == "locationId" {
+            // The location's own record, seeded from the world.
+            ids.insert(param, LOC_A.to_string());
+            continue;
+        }
+        let id: String = format!("rec{index}{param}").chars().filter(|c| c.is_ascii_alphanumeric()).take(20).collect();
+        let mut record: serde_json::Map<String, Value> = kind.required.iter().cloned().collect();
+        record.insert(kind.id_field.clone(), Value::from(id.clone()));
+        record.insert("locationId".into(), Value::from(LOC_A));
+        for (p, v) in &ids {
+            record.insert(p.clone(), Value::from(v.clone()));
+        }
+        let new = NewRecord { kind: kind.kind.clone(), id: id.clone(), location: LOC_A.into(), created_ms: 0, record };
+        let _ = m.mock.records.insert(new, Indexing::NONE).await;
+        ids.insert(param, id);
+    }
+    ids
+}

@@ -3,7 +3,6 @@
 //! the wrong type is refused with a 422 that names that field.
 
 use ghl_mock::respond::generate_valid;
-use ghl_mock::respond::resources::owns;
 use ghl_mock::spec::{Operation, ParamIn};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -11,11 +10,16 @@ use serde_json::{json, Value};
 use crate::support::*;
 
 /// POST operations with a JSON body of named properties that a location PIT may call.
-fn creates(ops: &[Operation]) -> Vec<&Operation> {
+fn creates(set: &ghl_mock::SpecSet) -> Vec<&Operation> {
+    let ops = &set.operations;
     ops.iter()
-        .filter(|o| o.method.as_str() == "POST")
+        .enumerate()
         // Creating under a record (tags, notes of a contact) needs that record: not a create of its own.
-        .filter(|o| !(owns(o) && o.params.iter().any(|p| p.location == ParamIn::Path && p.name != "locationId")))
+        .filter(|(i, o)| {
+            !(set.stateful(*i) && o.params.iter().any(|p| p.location == ParamIn::Path && p.name != "locationId"))
+        })
+        .map(|(_, o)| o)
+        .filter(|o| o.method.as_str() == "POST")
         .filter(|o| o.security.iter().any(|r| r.iter().all(|(s, _)| s == "bearer" || s == "Location-Access")))
         .filter(|o| {
             o.body.as_ref().is_some_and(|b| {
@@ -74,9 +78,11 @@ fn generated_bodies_are_accepted_and_one_broken_field_is_named_in_a_422() {
         unlimited_fixture(&format!("  - {{name: All, owner: {{location: {LOC_A}}}, scopes: [{}]}}", scopes.join(", "))),
     ));
     let spec = m.mock.spec.clone();
-    let ops = creates(&spec.operations);
+    let ops = creates(&spec);
     assert!(ops.len() >= 5, "the default specs have create operations: {}", ops.len());
     let token = m.token("All");
+    // Bodies that name a contact, pipeline or calendar name stored ones.
+    let refs = runtime.block_on(references(&m, "val"));
     let send = |op: &Operation, body: &Value| {
         let request =
             m.http.post(format!("{}{}", m.url, path_of(op))).bearer_auth(&token).header("Version", VERSION).json(body);
@@ -88,6 +94,7 @@ fn generated_bodies_are_accepted_and_one_broken_field_is_named_in_a_422() {
         let spec_body = op.body.as_ref().unwrap();
         let schema = spec_body.schema.as_ref().unwrap();
         let mut body = generate_valid(schema, spec_body.validator.as_deref(), seed).unwrap_or_else(|(v, why)| panic!("{}: cannot generate a valid body: {why}: {v}", op.id));
+        refer(&mut body, &refs);
         // The body names the caller's own location, as a real client's would; unique
         // contact details keep the duplicate rule out of the way.
         if let Some(map) = body.as_object_mut() {

@@ -1,0 +1,624 @@
+//! The resource engine: generic create, get, update, delete, list and search
+//! for every resource of the inferred table (`spec::resources`), over the
+//! records interface (`state::Records`). What a family does differently —
+//! contact duplicates and upsert, tags as a set, opportunity stages,
+//! appointments in a time range, messages filed into conversations — is a
+//! hook in [`hooks`], called at fixed points, never a copy of the flow.
+//!
+//! Every record belongs to one location (or, for agency-level records, a
+//! company): another location's record is refused as the location check
+//! refuses it. Records are JSON objects: what the client sent, plus the
+//! server's fields (id, location, dates, parents).
+
+pub mod hooks;
+pub mod seed;
+
+use axum::http::StatusCode;
+use serde_json::{json, Map, Value};
+
+use crate::auth::check::Principal;
+use crate::auth::AuthError;
+use crate::clock::iso8601;
+use crate::error::ApiError;
+use crate::spec::resources::{Action, Binding, Resource};
+use crate::spec::Operation;
+use crate::state::{Cursor, NewRecord, Query, Record, RecordError, Stored};
+use crate::world::Owner;
+use crate::Mock;
+
+pub use hooks::Family;
+
+/// A fresh HighLevel-shaped id (20 alphanumerics), from the process's own
+/// random source: ids are never replayed from `--seed`, so a restart with
+/// `--state` cannot hand out an id that is stored already.
+pub fn new_id() -> String {
+    crate::respond::generate::id(&mut fastrand::Rng::new())
+}
+
+/// What a bound operation may read of its request.
+pub struct Call<'a> {
+    pub mock: &'a Mock,
+    pub op: &'a Operation,
+    pub binding: &'a Binding,
+    pub resource: &'a Resource,
+    pub family: Family,
+    pub who: Option<&'a Principal>,
+    pub path_params: &'a [(String, String)],
+    pub query: &'a [(String, String)],
+    pub body: Option<&'a Value>,
+    /// `Host` and path of the request, for `nextPageUrl`.
+    pub host: Option<&'a str>,
+    pub path: &'a str,
+    pub trace_id: &'a str,
+}
+
+pub type Answer = Result<(StatusCode, Value), ApiError>;
+
+/// Fields a client may not set: the server owns them.
+pub const SERVER_FIELDS: &[&str] = &["id", "_id", "locationId", "dateAdded", "dateUpdated", "createdAt", "updatedAt"];
+
+/// Query parameters that page, name the location or search, never filters.
+const NOT_FILTERS: &[&str] = &[
+    "limit",
+    "skip",
+    "offset",
+    "page",
+    "pageLimit",
+    "startAfter",
+    "startAfterId",
+    "locationId",
+    "location_id",
+    "altId",
+    "altType",
+    "query",
+    "q",
+    "sortBy",
+    "sort",
+    "order",
+    "sortOrder",
+    "order_by",
+    "date",
+    "endDate",
+    "startDate",
+    "startTime",
+    "endTime",
+    "companyId",
+];
+
+impl Call<'_> {
+    pub fn path_param(&self, name: &str) -> Option<&str> {
+        self.path_params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    }
+
+    pub fn body_field(&self, name: &str) -> Option<&Value> {
+        self.body.and_then(|b| b.get(name))
+    }
+
+    pub fn body_str(&self, name: &str) -> Option<&str> {
+        self.body_field(name).and_then(Value::as_str)
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.mock.clock.now_ms()
+    }
+
+    pub fn kind(&self) -> &str {
+        &self.resource.kind
+    }
+
+    fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.op.success.status).unwrap_or(StatusCode::OK)
+    }
+
+    /// The caller may act on records of `location`.
+    pub fn may_access(&self, location: &str) -> Result<(), ApiError> {
+        let ok = match self.who.map(|w| &w.owner) {
+            Some(Owner::Location(own)) => own == location,
+            Some(Owner::Company(company)) => {
+                company == location || self.mock.world().company_has_location(company, location)
+            }
+            // Operations without security act in the location they name.
+            None => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(AuthError::WrongLocation { location_id: location.to_string() }.into())
+        }
+    }
+
+    /// The location the request names, if it names one.
+    pub fn named_location(&self) -> Option<String> {
+        crate::auth::check::named_locations(self.op, self.path_params, self.query, self.body).into_iter().next()
+    }
+
+    /// The caller's own location or company.
+    fn caller_scope(&self) -> Option<String> {
+        self.who.map(|w| match &w.owner {
+            Owner::Location(id) | Owner::Company(id) => id.clone(),
+        })
+    }
+
+    /// "Contact not found", as the family answers it.
+    pub fn not_found(&self) -> ApiError {
+        not_found(self.mock, self.family, &self.resource.noun())
+    }
+
+    fn error(&self, e: RecordError) -> ApiError {
+        record_error(self.mock, self.family, &self.resource.noun(), e)
+    }
+}
+
+pub fn not_found(mock: &Mock, family: Family, noun: &str) -> ApiError {
+    let message = format!("{noun} not found");
+    if family.known_not_found_is_400() {
+        return ApiError::BadRequest { message, meta: None };
+    }
+    ApiError::RecordNotFound { status: mock.config.fidelity.unknown_record_status, message }
+}
+
+pub fn record_error(mock: &Mock, family: Family, noun: &str, e: RecordError) -> ApiError {
+    match e {
+        RecordError::NotFound => not_found(mock, family, noun),
+        RecordError::Duplicate { id, key } => hooks::duplicate_refusal(family, id, &key),
+        RecordError::Full { location, kind, what } => ApiError::BadRequest {
+            message: format!(
+                "ghl-mock keeps at most {what} of {kind} per location and {location} holds that many \
+                 (serve --max-records raises it)"
+            ),
+            meta: None,
+        },
+        RecordError::Refused(e) => e,
+        RecordError::Unavailable(message) => ApiError::Unavailable { message },
+        RecordError::IdTaken => ApiError::Unavailable { message: "could not draw a free record id".into() },
+    }
+}
+
+/// Answers a bound operation from state.
+pub async fn answer(call: &Call<'_>) -> Answer {
+    match call.binding.action {
+        Action::Create => create(call).await,
+        Action::Get => get(call).await,
+        Action::Update => update(call).await,
+        Action::Delete => delete(call).await,
+        Action::List | Action::Search => list(call).await,
+        Action::Upsert => hooks::upsert_contact(call).await,
+        Action::AddTags => hooks::tags(call, true).await,
+        Action::RemoveTags => hooks::tags(call, false).await,
+    }
+}
+
+/// The parent records a path names (`contactId` of a note): each must exist
+/// and be the caller's. Returns the location of the nearest parent.
+async fn check_parents(call: &Call<'_>) -> Result<Option<String>, ApiError> {
+    let mut location = None;
+    for name in &call.binding.parents {
+        let Some(value) = call.path_param(name) else { continue };
+        let Some((family, parent)) = parent_resource(call, name) else { continue };
+        let stored = call
+            .mock
+            .records
+            .get(&parent.kind, value)
+            .await
+            .map_err(|e| record_error(call.mock, family, &parent.noun(), e))?;
+        call.may_access(&stored.location)?;
+        location = Some(stored.location);
+    }
+    Ok(location)
+}
+
+/// The resource a parent parameter names: the collection before `/{name}`.
+fn parent_resource<'t>(call: &Call<'t>, name: &str) -> Option<(Family, &'t Resource)> {
+    let marker = format!("/{{{name}}}");
+    let path = [call.op.path.as_str(), call.resource.collection.as_str()]
+        .into_iter()
+        .find_map(|p| p.find(&marker).map(|i| &p[..i]))?;
+    let kind = crate::spec::resources::kind_of(path);
+    let (_, resource) = call.mock.spec.resources.by_kind(&kind)?;
+    Some((Family::of(&resource.kind), resource))
+}
+
+/// The record's location on create: the one the request names, else its
+/// parent's, else the caller's own.
+async fn placement(call: &Call<'_>) -> Result<String, ApiError> {
+    let parent = check_parents(call).await?;
+    let location = match call.named_location().or(parent).or_else(|| call.caller_scope()) {
+        Some(l) => l,
+        None => return Err(ApiError::Unprocessable { messages: vec!["locationId should not be empty".into()] }),
+    };
+    call.may_access(&location)?;
+    Ok(location)
+}
+
+/// Copies the client's fields onto a record, leaving the server's alone.
+pub fn merge(record: &mut Record, body: Option<&Value>, family: Family) {
+    let Some(Value::Object(fields)) = body else { return };
+    for (key, value) in fields {
+        if SERVER_FIELDS.contains(&key.as_str()) {
+            continue;
+        }
+        record.insert(key.clone(), hooks::stored_value(family, key, value));
+    }
+}
+
+fn set_times(record: &mut Record, resource: &Resource, now: i64, created: bool) {
+    let stamp = Value::String(iso8601(now));
+    let created_fields = ["dateAdded", "createdAt"];
+    let updated_fields = ["dateUpdated", "updatedAt"];
+    for field in updated_fields.iter().chain(if created { created_fields.iter() } else { [].iter() }) {
+        if resource.fields.contains(*field) || resource.fields.is_empty() && *field == "createdAt" {
+            record.insert((*field).to_string(), stamp.clone());
+        }
+    }
+    if resource.fields.is_empty() && created {
+        record.insert("updatedAt".into(), stamp);
+    }
+}
+
+async fn create(call: &Call<'_>) -> Answer {
+    let location = placement(call).await?;
+    let now = call.now_ms();
+    let resource = call.resource;
+    let mut record = Map::new();
+    for (field, value) in &resource.required {
+        if !SERVER_FIELDS.contains(&field.as_str()) && *field != resource.id_field {
+            record.insert(field.clone(), value.clone());
+        }
+    }
+    merge(&mut record, call.body, call.family);
+    for name in &call.binding.parents {
+        if let Some(v) = call.path_param(name) {
+            record.insert(name.clone(), Value::String(v.to_string()));
+        }
+    }
+    if resource.fields.contains("locationId") || call.named_location().is_some() {
+        record.insert("locationId".into(), Value::String(location.clone()));
+    }
+    set_times(&mut record, resource, now, true);
+    hooks::before_create(call, &location, &mut record).await?;
+    let stored = insert(call, &location, now, record).await?;
+    hooks::after_create(call, &stored).await?;
+    let answer = hooks::created_answer(call, &stored).unwrap_or_else(|| single(call, &stored.record));
+    Ok((call.status(), answer))
+}
+
+/// Inserts under a fresh id, drawing another in the (astronomically rare)
+/// case that one is taken: an insert never replaces a record.
+pub async fn insert(call: &Call<'_>, location: &str, now: i64, mut record: Record) -> Result<Stored, ApiError> {
+    let id_field = call.resource.id_field.clone();
+    for _ in 0..4 {
+        let id = new_id();
+        record.insert(id_field.clone(), Value::String(id.clone()));
+        let new = NewRecord {
+            kind: call.resource.kind.clone(),
+            id,
+            location: location.to_string(),
+            created_ms: now,
+            record: record.clone(),
+        };
+        match call.mock.records.insert(new, hooks::indexing(call, location)).await {
+            Err(RecordError::IdTaken) => continue,
+            other => return other.map_err(|e| call.error(e)),
+        }
+    }
+    Err(call.error(RecordError::IdTaken))
+}
+
+/// The record the item path names, if the caller may see it.
+pub async fn fetch(call: &Call<'_>) -> Result<Stored, ApiError> {
+    let id = call.binding.id_param.as_deref().and_then(|p| call.path_param(p)).unwrap_or("");
+    let stored = call.mock.records.get(&call.resource.kind, id).await.map_err(|e| call.error(e))?;
+    call.may_access(&stored.location)?;
+    // A sub-resource answers only under its own parent.
+    for name in &call.binding.parents {
+        if let (Some(given), Some(held)) = (call.path_param(name), stored.record.get(name).and_then(Value::as_str)) {
+            if given != held {
+                return Err(call.not_found());
+            }
+        }
+    }
+    Ok(stored)
+}
+
+async fn get(call: &Call<'_>) -> Answer {
+    let stored = fetch(call).await?;
+    Ok((call.status(), single(call, &stored.record)))
+}
+
+async fn update(call: &Call<'_>) -> Answer {
+    let found = fetch(call).await?;
+    let prepared = hooks::before_update(call, &found).await?;
+    let resource = call.resource;
+    let now = call.now_ms();
+    let family = call.family;
+    let change = |record: &mut Record| {
+        merge(record, call.body, family);
+        set_times(record, resource, now, false);
+        hooks::on_change(family, &prepared, record, now)
+    };
+    let (before, after) = call
+        .mock
+        .records
+        .update(&resource.kind, &found.id, &change, hooks::indexing(call, &found.location))
+        .await
+        .map_err(|e| call.error(e))?;
+    hooks::after_update(call, &before, &after).await?;
+    Ok((call.status(), single(call, &after.record)))
+}
+
+async fn delete(call: &Call<'_>) -> Answer {
+    let found = fetch(call).await?;
+    let removed = call.mock.records.remove(&call.resource.kind, &found.id).await.map_err(|e| call.error(e))?;
+    hooks::after_delete(call, &removed).await?;
+    Ok((call.status(), framed(call, None, &[])))
+}
+
+/// Paging as the operation declares it: `limit`/`skip`, `page`/`pageLimit`,
+/// or a cursor (`startAfterId`, `startAfter`), in the query or the body.
+struct Paging {
+    limit: usize,
+    skip: usize,
+    page: usize,
+    after: Option<Cursor>,
+}
+
+fn number(call: &Call<'_>, name: &str) -> Option<i64> {
+    call.query_param(name).and_then(|v| v.parse().ok()).or_else(|| call.body_field(name).and_then(Value::as_i64))
+}
+
+async fn paging(call: &Call<'_>, location: &str) -> Paging {
+    let declared_max = call
+        .op
+        .params
+        .iter()
+        .find(|p| p.name == "limit" || p.name == "pageLimit")
+        .and_then(|p| p.schema.get("maximum"))
+        .and_then(Value::as_u64);
+    let max = declared_max.unwrap_or(500).clamp(1, 1000) as usize;
+    let limit = number(call, "limit").or_else(|| number(call, "pageLimit")).unwrap_or(20).clamp(1, max as i64) as usize;
+    let page = number(call, "page").unwrap_or(1).max(1) as usize;
+    let mut skip = number(call, "skip").or_else(|| number(call, "offset")).unwrap_or(0).max(0) as usize;
+    if number(call, "page").is_some() {
+        skip = (page - 1) * limit;
+    }
+    let after_id = call.query_param("startAfterId").map(str::to_string);
+    let after_ms = number(call, "startAfter");
+    let after = match (after_ms, after_id) {
+        (Some(ms), Some(id)) => Some(Cursor { created_ms: ms, id }),
+        (Some(ms), None) => Some(Cursor { created_ms: ms, id: "\u{10FFFF}".into() }),
+        (None, Some(id)) => match call.mock.records.get(&call.resource.kind, &id).await {
+            Ok(s) if s.location == location => Some(s.cursor()),
+            _ => None,
+        },
+        (None, None) => None,
+    };
+    Paging { limit, skip, page, after }
+}
+
+/// Filters a list by: the parents the path names, query parameters that
+/// name stored fields (`calendarId`, `pipeline_id` → `pipelineId`), a
+/// free-text `query`/`q`, search `filters`, and the family's own.
+fn filter_for(call: &Call<'_>) -> impl Fn(&Record) -> bool + Send + Sync {
+    let mut equal: Vec<(String, String)> = Vec::new();
+    for name in &call.binding.parents {
+        if let Some(v) = call.path_param(name) {
+            equal.push((name.clone(), v.to_string()));
+        }
+    }
+    for (k, v) in call.query {
+        if v.is_empty() || NOT_FILTERS.contains(&k.as_str()) || k.starts_with("__") {
+            continue;
+        }
+        let field = camel(k);
+        if call.resource.fields.contains(&field) || call.resource.fields.contains(k) || call.resource.fields.is_empty()
+        {
+            let field = if call.resource.fields.contains(k) { k.clone() } else { field };
+            if !(field == "status" && v == "all") {
+                equal.push((field, v.clone()));
+            }
+        }
+    }
+    let text = call.query_param("query").or(call.query_param("q")).or(call.body_str("query")).map(str::to_lowercase);
+    let filters = call.body_field("filters").and_then(Value::as_array).cloned().unwrap_or_default();
+    let extra = hooks::list_filter(call);
+    move |r: &Record| {
+        equal.iter().all(|(k, v)| field_is(r.get(k), v))
+            && text.as_ref().is_none_or(|q| hooks::matches_text(r, q))
+            && filters.iter().all(|f| hooks::filter_matches(r, f))
+            && extra(r)
+    }
+}
+
+/// `pipeline_stage_id` → `pipelineStageId`.
+fn camel(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn field_is(value: Option<&Value>, wanted: &str) -> bool {
+    match value {
+        Some(Value::String(s)) => s == wanted,
+        Some(Value::Array(items)) => items.iter().any(|i| field_is(Some(i), wanted)),
+        Some(Value::Bool(b)) => wanted.parse::<bool>().ok() == Some(*b),
+        Some(Value::Number(n)) => n.to_string() == wanted,
+        _ => false,
+    }
+}
+
+async fn list(call: &Call<'_>) -> Answer {
+    let parent = check_parents(call).await?;
+    let location = match call.named_location().or(parent).or_else(|| call.caller_scope()) {
+        Some(l) => l,
+        None => return Err(ApiError::Unprocessable { messages: vec!["locationId should not be empty".into()] }),
+    };
+    call.may_access(&location)?;
+    let paging = paging(call, &location).await;
+    let filter = filter_for(call);
+    let listed = call
+        .mock
+        .records
+        .list(Query {
+            kind: &call.resource.kind,
+            location: &location,
+            filter: &filter,
+            after: paging.after.clone(),
+            skip: paging.skip,
+            limit: paging.limit,
+            newest_first: call.family.newest_first(),
+        })
+        .await
+        .map_err(|e| call.error(e))?;
+    let items: Vec<Value> = listed.items.iter().map(|s| Value::Object((*s.record).clone())).collect();
+    let mut answer = framed(call, None, &items);
+    fill_list_meta(call, &mut answer, &listed, &paging, &location);
+    Ok((call.status(), answer))
+}
+
+/// `total`, `count` and a `meta` block, where the answer has them.
+fn fill_list_meta(call: &Call<'_>, answer: &mut Value, listed: &crate::state::Listed, paging: &Paging, location: &str) {
+    let Value::Object(map) = answer else { return };
+    for key in ["total", "count", "totalCount"] {
+        if map.get(key).is_some_and(Value::is_number) {
+            map.insert(key.into(), json!(listed.total));
+        }
+    }
+    if let Some(Value::Object(meta)) = map.get_mut("meta") {
+        let current = if paging.page > 1 { paging.page } else { paging.skip / paging.limit.max(1) + 1 };
+        let next = listed.more.then(|| listed.items.last()).flatten();
+        let next_url = next.map(|last| {
+            json!(format!(
+                "http://{}{}?locationId={location}&limit={}&startAfter={}&startAfterId={}",
+                call.host.unwrap_or("127.0.0.1"),
+                call.path,
+                paging.limit,
+                last.created_ms,
+                last.id
+            ))
+        });
+        meta.insert("total".into(), json!(listed.total));
+        meta.insert("currentPage".into(), json!(current));
+        meta.insert("nextPage".into(), if listed.more { json!(current + 1) } else { Value::Null });
+        meta.insert("prevPage".into(), if current > 1 { json!(current - 1) } else { Value::Null });
+        meta.insert("startAfterId".into(), next.map(|l| json!(l.id)).unwrap_or(Value::Null));
+        meta.insert("startAfter".into(), next.map(|l| json!(l.created_ms)).unwrap_or(Value::Null));
+        meta.insert("nextPageUrl".into(), next_url.unwrap_or(Value::Null));
+    }
+}
+
+/// Makes an answer fit the operation's schema (a stored record holds what
+/// clients sent, which the answer's schema may not allow): what does not fit
+/// is left out, required fields left out come back from the default answer,
+/// and an answer that still cannot fit is the operation's default answer.
+pub fn conform(call: &Call<'_>, answer: &mut Value, validator: &jsonschema::Validator) {
+    if validator.is_valid(answer) {
+        return;
+    }
+    crate::respond::conform(answer, validator);
+    if validator.is_valid(answer) {
+        return;
+    }
+    let binding = call.binding;
+    let is_list = matches!(binding.action, Action::List | Action::Search);
+    let path = if is_list { &binding.list } else { &binding.single };
+    let mut slot = Some(&mut *answer);
+    for key in path {
+        slot = slot.and_then(|s| s.get_mut(key));
+    }
+    let refill = |v: &mut Value| {
+        if let Value::Object(r) = v {
+            for (k, d) in &binding.fill {
+                r.entry(k.clone()).or_insert_with(|| d.clone());
+            }
+        }
+    };
+    match slot {
+        Some(Value::Array(items)) => items.iter_mut().for_each(refill),
+        Some(v) => refill(v),
+        None => {}
+    }
+    crate::respond::conform(answer, validator);
+    if !validator.is_valid(answer) {
+        tracing::debug!(op = %call.op.id, "a stored record cannot fit the answer's schema; answering the default");
+        *answer = (*binding.frame).clone();
+    }
+}
+
+/// A single record in the operation's answer frame.
+pub fn single(call: &Call<'_>, record: &Record) -> Value {
+    framed(call, Some(record), &[])
+}
+
+/// The operation's default answer with the record (or the list) put where
+/// the binding says, success flags set and the trace id echoed.
+fn framed(call: &Call<'_>, record: Option<&Record>, items: &[Value]) -> Value {
+    let binding = call.binding;
+    let is_list = matches!(binding.action, Action::List | Action::Search);
+    let path = if is_list { &binding.list } else { &binding.single };
+    let filled = |r: &Record| {
+        let mut r = r.clone();
+        for (k, v) in &binding.fill {
+            r.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        Value::Object(r)
+    };
+    let content = match (is_list, record) {
+        (true, _) => {
+            Some(Value::Array(items.iter().map(|i| i.as_object().map(filled).unwrap_or_else(|| i.clone())).collect()))
+        }
+        (false, Some(r)) if binding.array => Some(Value::Array(vec![filled(r)])),
+        (false, Some(r)) => Some(filled(r)),
+        (false, None) => None,
+    };
+    let mut answer = match (&*binding.frame, path.is_empty(), content) {
+        (_, true, Some(content)) => content,
+        (Value::Object(_), false, Some(content)) => {
+            let mut frame = (*binding.frame).clone();
+            put_at(&mut frame, path, content);
+            frame
+        }
+        (frame, _, _) => frame.clone(),
+    };
+    if let Value::Object(map) = &mut answer {
+        for key in ["succeded", "succeeded", "success"] {
+            if map.get(key).is_some_and(Value::is_boolean) {
+                map.insert(key.into(), Value::Bool(true));
+            }
+        }
+        if map.get("traceId").is_some_and(Value::is_string) {
+            map.insert("traceId".into(), Value::String(call.trace_id.to_string()));
+        }
+    }
+    answer
+}
+
+fn put_at(frame: &mut Value, path: &[String], content: Value) {
+    let mut slot = frame;
+    for key in path {
+        if !slot.is_object() {
+            *slot = Value::Object(Map::new());
+        }
+        let Value::Object(map) = slot else { return };
+        slot = map.entry(key.clone()).or_insert(Value::Null);
+    }
+    *slot = content;
+}
+
+/// True when the mock answers this operation from state.
+pub fn owns(mock: &Mock, op: usize) -> bool {
+    mock.spec.resources.binding(op).is_some()
+}

@@ -1,0 +1,513 @@
+//! The in-memory backend of [`Records`]: one shard per kind, each behind its
+//! own mutex, taken once per call and never across an `.await`.
+//!
+//! A shard keeps, per location, the list order (creation time, id), the index
+//! keys and the bytes held, so that lists, duplicate checks and bounds need no
+//! scan of other locations. With a [`Durable`] sink (`--state FILE`) every
+//! change is handed to the sink while the shard is still locked, so the sink
+//! sees changes in the order they happened, and the call returns only once
+//! the sink says the change is on disk.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use serde_json::{json, Value};
+
+use super::{Bounds, Change, Filter, Indexing, Listed, NewRecord, Query, Record, RecordError, Records, Stored};
+
+/// A change's way to disk: `submit` queues the entry at once (in order) and
+/// the future resolves when it is durable.
+pub trait Durable: Send + Sync {
+    fn submit(&self, entry: Value) -> Pending;
+}
+
+pub type Pending = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+struct Entry {
+    location: String,
+    created_ms: i64,
+    record: Arc<Record>,
+    keys: Vec<String>,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct Place {
+    order: BTreeSet<(i64, String)>,
+    index: HashMap<String, BTreeSet<String>>,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct Shard {
+    records: HashMap<String, Entry>,
+    places: HashMap<String, Place>,
+}
+
+pub struct Memory {
+    kinds: RwLock<HashMap<Arc<str>, Arc<Mutex<Shard>>>>,
+    bounds: Bounds,
+    durable: OnceLock<Arc<dyn Durable>>,
+    /// Held shared by every change while it is handed to the sink, and
+    /// exclusively by a snapshot, so that no change falls between a snapshot
+    /// and the compaction that writes it.
+    gate: RwLock<()>,
+}
+
+/// About how many bytes a JSON value holds in memory.
+pub fn approx_bytes(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 16,
+        Value::String(s) => 24 + s.len(),
+        Value::Array(items) => 24 + items.iter().map(approx_bytes).sum::<usize>(),
+        Value::Object(map) => 48 + map.iter().map(|(k, v)| 24 + k.len() + approx_bytes(v)).sum::<usize>(),
+    }
+}
+
+fn record_bytes(record: &Record) -> usize {
+    48 + record.iter().map(|(k, v)| 24 + k.len() + approx_bytes(v)).sum::<usize>()
+}
+
+fn stored(kind: &Arc<str>, id: &str, entry: &Entry) -> Stored {
+    Stored {
+        kind: kind.clone(),
+        id: id.to_string(),
+        location: entry.location.clone(),
+        created_ms: entry.created_ms,
+        record: entry.record.clone(),
+    }
+}
+
+fn put_entry(kind: &str, id: &str, entry: &Entry) -> Value {
+    json!({"put": kind, "id": id, "location": entry.location, "created_ms": entry.created_ms, "record": *entry.record})
+}
+
+impl Shard {
+    fn place(&mut self, location: &str) -> &mut Place {
+        self.places.entry(location.to_string()).or_default()
+    }
+
+    /// The first other record of `location` holding one of `keys`.
+    fn holder(&self, location: &str, keys: &[String], except: Option<&str>) -> Option<(String, String)> {
+        let place = self.places.get(location)?;
+        keys.iter().find_map(|key| {
+            let ids = place.index.get(key)?;
+            ids.iter().find(|id| Some(id.as_str()) != except).map(|id| (id.clone(), key.clone()))
+        })
+    }
+
+    fn room(&self, location: &str, kind: &str, adding: usize, bounds: Bounds) -> Result<(), RecordError> {
+        let place = self.places.get(location);
+        let held = place.map_or(0, |p| p.order.len());
+        let bytes = place.map_or(0, |p| p.bytes);
+        let full = |what: String| RecordError::Full { location: location.to_string(), kind: kind.to_string(), what };
+        if held >= bounds.max_records {
+            return Err(full(format!("{} records", bounds.max_records)));
+        }
+        if bytes + adding > bounds.max_bytes {
+            return Err(full(format!("{} bytes", bounds.max_bytes)));
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, id: String, entry: Entry) {
+        let place = self.place(&entry.location);
+        place.order.insert((entry.created_ms, id.clone()));
+        for key in &entry.keys {
+            place.index.entry(key.clone()).or_default().insert(id.clone());
+        }
+        place.bytes += entry.bytes;
+        self.records.insert(id, entry);
+    }
+
+    fn take(&mut self, id: &str) -> Option<Entry> {
+        let entry = self.records.remove(id)?;
+        if let Some(place) = self.places.get_mut(&entry.location) {
+            place.order.remove(&(entry.created_ms, id.to_string()));
+            for key in &entry.keys {
+                if let Some(ids) = place.index.get_mut(key) {
+                    ids.remove(id);
+                    if ids.is_empty() {
+                        place.index.remove(key);
+                    }
+                }
+            }
+            place.bytes = place.bytes.saturating_sub(entry.bytes);
+            if place.order.is_empty() {
+                self.places.remove(&entry.location);
+            }
+        }
+        Some(entry)
+    }
+
+    /// Applies `change` to a copy of record `id` and stores it, keeping the
+    /// index and the byte count true.
+    fn change(
+        &mut self,
+        kind: &str,
+        id: &str,
+        change: Change<'_>,
+        indexing: Indexing,
+        bounds: Bounds,
+    ) -> Result<(Entry, Entry), RecordError> {
+        let old = self.records.get(id).ok_or(RecordError::NotFound)?;
+        let mut record = (*old.record).clone();
+        change(&mut record).map_err(RecordError::Refused)?;
+        let keys = (indexing.keys)(&record);
+        let location = old.location.clone();
+        if indexing.unique {
+            if let Some((holder, key)) = self.holder(&location, &keys, Some(id)) {
+                return Err(RecordError::Duplicate { id: holder, key });
+            }
+        }
+        let bytes = record_bytes(&record);
+        let old_bytes = old.bytes;
+        if bytes > old_bytes {
+            let held = self.places.get(&location).map_or(0, |p| p.bytes);
+            if held - old_bytes.min(held) + bytes > bounds.max_bytes {
+                return Err(RecordError::Full {
+                    location,
+                    kind: kind.to_string(),
+                    what: format!("{} bytes", bounds.max_bytes),
+                });
+            }
+        }
+        let created_ms = old.created_ms;
+        let before = self.take(id).ok_or(RecordError::NotFound)?;
+        let after = Entry { location, created_ms, record: Arc::new(record), keys, bytes };
+        let copy = Entry {
+            location: after.location.clone(),
+            created_ms,
+            record: after.record.clone(),
+            keys: Vec::new(),
+            bytes: after.bytes,
+        };
+        self.add(id.to_string(), after);
+        Ok((before, copy))
+    }
+
+    fn insert(&mut self, kind: &str, new: NewRecord, indexing: Indexing, bounds: Bounds) -> Result<Entry, RecordError> {
+        if self.records.contains_key(&new.id) {
+            return Err(RecordError::IdTaken);
+        }
+        let keys = (indexing.keys)(&new.record);
+        if indexing.unique {
+            if let Some((holder, key)) = self.holder(&new.location, &keys, None) {
+                return Err(RecordError::Duplicate { id: holder, key });
+            }
+        }
+        let bytes = record_bytes(&new.record);
+        self.room(&new.location, kind, bytes, bounds)?;
+        let record = Arc::new(new.record);
+        let entry =
+            Entry { location: new.location.clone(), created_ms: new.created_ms, record: record.clone(), keys, bytes };
+        let copy = Entry { location: new.location, created_ms: new.created_ms, record, keys: Vec::new(), bytes };
+        self.add(new.id, entry);
+        Ok(copy)
+    }
+}
+
+impl Memory {
+    pub fn new(bounds: Bounds) -> Self {
+        Self { kinds: RwLock::new(HashMap::new()), bounds, durable: OnceLock::new(), gate: RwLock::new(()) }
+    }
+
+    /// From now on every change is handed to `durable` (set once, before
+    /// anything is served).
+    pub fn set_durable(&self, durable: Arc<dyn Durable>) {
+        let _ = self.durable.set(durable);
+    }
+
+    /// Runs `f` while no change can reach the sink (for a snapshot).
+    pub fn exclusive<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        f()
+    }
+
+    /// Runs `f` as a change would (for changes kept outside the records, such
+    /// as the world, that share the sink).
+    pub fn shared<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        f()
+    }
+
+    /// Inserts a record at start-up, before anything is served (no sink).
+    pub fn seed(&self, new: NewRecord, indexing: Indexing) -> Result<Stored, RecordError> {
+        let (kind, shard) = self.shard(&new.kind);
+        let id = new.id.clone();
+        let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = shard.insert(&kind, new, indexing, self.bounds)?;
+        Ok(stored(&kind, &id, &entry))
+    }
+
+    fn shard(&self, kind: &str) -> (Arc<str>, Arc<Mutex<Shard>>) {
+        {
+            let kinds = self.kinds.read().unwrap_or_else(|p| p.into_inner());
+            if let Some((k, shard)) = kinds.get_key_value(kind) {
+                return (k.clone(), shard.clone());
+            }
+        }
+        let mut kinds = self.kinds.write().unwrap_or_else(|p| p.into_inner());
+        let key: Arc<str> = Arc::from(kind);
+        let shard = kinds.entry(key.clone()).or_default().clone();
+        (key, shard)
+    }
+
+    /// The shard of an existing kind, without creating one.
+    fn existing(&self, kind: &str) -> Option<(Arc<str>, Arc<Mutex<Shard>>)> {
+        let kinds = self.kinds.read().unwrap_or_else(|p| p.into_inner());
+        kinds.get_key_value(kind).map(|(k, s)| (k.clone(), s.clone()))
+    }
+
+    fn submit(&self, entry: impl FnOnce() -> Value) -> Option<Pending> {
+        self.durable.get().map(|d| d.submit(entry()))
+    }
+
+    /// Applies one entry of a log being replayed at start-up. Entries are
+    /// trusted to be the store's own; a malformed one is an error.
+    pub fn replay(&self, entry: &Value) -> Result<(), String> {
+        let text = |k: &str| entry.get(k).and_then(Value::as_str).ok_or_else(|| format!("log entry without '{k}'"));
+        if let Some(kind) = entry.get("put").and_then(Value::as_str) {
+            let id = text("id")?.to_string();
+            let location = text("location")?.to_string();
+            let created_ms = entry.get("created_ms").and_then(Value::as_i64).unwrap_or(0);
+            let Some(Value::Object(record)) = entry.get("record") else {
+                return Err("log entry 'put' without a record".into());
+            };
+            let (_, shard) = self.shard(kind);
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            shard.take(&id);
+            let bytes = record_bytes(record);
+            // Index keys are recomputed by `reindex` once the kinds' indexing is known.
+            let entry = Entry { location, created_ms, record: Arc::new(record.clone()), keys: Vec::new(), bytes };
+            shard.add(id, entry);
+            return Ok(());
+        }
+        if let Some(kind) = entry.get("del").and_then(Value::as_str) {
+            if let Some((_, shard)) = self.existing(kind) {
+                shard.lock().unwrap_or_else(|p| p.into_inner()).take(text("id")?);
+            }
+            return Ok(());
+        }
+        if entry.get("clear").is_some() {
+            self.kinds.write().unwrap_or_else(|p| p.into_inner()).clear();
+            return Ok(());
+        }
+        Err(format!("unknown log entry {}", entry.to_string().chars().take(80).collect::<String>()))
+    }
+
+    /// Recomputes a kind's index keys (after a replay, which stores none).
+    pub fn reindex(&self, kind: &str, indexing: Indexing) {
+        let Some((_, shard)) = self.existing(kind) else { return };
+        let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let ids: Vec<String> = shard.records.keys().cloned().collect();
+        for id in ids {
+            if let Some(mut entry) = shard.take(&id) {
+                entry.keys = (indexing.keys)(&entry.record);
+                shard.add(id, entry);
+            }
+        }
+    }
+
+    /// Every entry a snapshot of the store needs, for compacting the log.
+    pub fn snapshot_entries(&self) -> Vec<Value> {
+        let kinds: Vec<(Arc<str>, Arc<Mutex<Shard>>)> = {
+            let kinds = self.kinds.read().unwrap_or_else(|p| p.into_inner());
+            kinds.iter().map(|(k, s)| (k.clone(), s.clone())).collect()
+        };
+        let mut entries = Vec::new();
+        for (kind, shard) in kinds {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            entries.extend(shard.records.iter().map(|(id, e)| put_entry(&kind, id, e)));
+        }
+        entries
+    }
+}
+
+async fn durable(pending: Option<Pending>) -> Result<(), RecordError> {
+    match pending {
+        Some(p) => p.await.map_err(RecordError::Unavailable),
+        None => Ok(()),
+    }
+}
+
+#[async_trait::async_trait]
+impl Records for Memory {
+    async fn insert(&self, new: NewRecord, indexing: Indexing) -> Result<Stored, RecordError> {
+        let (kind, shard) = self.shard(&new.kind);
+        let id = new.id.clone();
+        let (result, pending) = {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = shard.insert(&kind, new, indexing, self.bounds)?;
+            let pending = self.submit(|| put_entry(&kind, &id, &entry));
+            (stored(&kind, &id, &entry), pending)
+        };
+        durable(pending).await?;
+        Ok(result)
+    }
+
+    async fn get(&self, kind: &str, id: &str) -> Result<Stored, RecordError> {
+        let (kind, shard) = self.existing(kind).ok_or(RecordError::NotFound)?;
+        let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+        shard.records.get(id).map(|e| stored(&kind, id, e)).ok_or(RecordError::NotFound)
+    }
+
+    async fn update(
+        &self,
+        kind: &str,
+        id: &str,
+        change: Change<'_>,
+        indexing: Indexing,
+    ) -> Result<(Stored, Stored), RecordError> {
+        let (kind, shard) = self.existing(kind).ok_or(RecordError::NotFound)?;
+        let (result, pending) = {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let (before, after) = shard.change(&kind, id, change, indexing, self.bounds)?;
+            let pending = self.submit(|| put_entry(&kind, id, &after));
+            ((stored(&kind, id, &before), stored(&kind, id, &after)), pending)
+        };
+        durable(pending).await?;
+        Ok(result)
+    }
+
+    async fn upsert(
+        &self,
+        new: NewRecord,
+        keys: &[String],
+        change: Change<'_>,
+        indexing: Indexing,
+    ) -> Result<(Option<Stored>, Stored), RecordError> {
+        let (kind, shard) = self.shard(&new.kind);
+        let (result, pending) = {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            match shard.holder(&new.location, keys, None).map(|(id, _)| id) {
+                Some(id) => {
+                    let (before, after) = shard.change(&kind, &id, change, indexing, self.bounds)?;
+                    let pending = self.submit(|| put_entry(&kind, &id, &after));
+                    ((Some(stored(&kind, &id, &before)), stored(&kind, &id, &after)), pending)
+                }
+                None => {
+                    let id = new.id.clone();
+                    let entry = shard.insert(&kind, new, indexing, self.bounds)?;
+                    let pending = self.submit(|| put_entry(&kind, &id, &entry));
+                    ((None, stored(&kind, &id, &entry)), pending)
+                }
+            }
+        };
+        durable(pending).await?;
+        Ok(result)
+    }
+
+    async fn remove(&self, kind: &str, id: &str) -> Result<Stored, RecordError> {
+        let (kind, shard) = self.existing(kind).ok_or(RecordError::NotFound)?;
+        let (result, pending) = {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = shard.take(id).ok_or(RecordError::NotFound)?;
+            let pending = self.submit(|| json!({"del": &*kind, "id": id}));
+            (stored(&kind, id, &entry), pending)
+        };
+        durable(pending).await?;
+        Ok(result)
+    }
+
+    async fn remove_where(&self, kind: &str, location: &str, filter: Filter<'_>) -> Result<usize, RecordError> {
+        let Some((kind, shard)) = self.existing(kind) else { return Ok(0) };
+        let (count, pending) = {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let doomed: Vec<String> = match shard.places.get(location) {
+                Some(place) => place
+                    .order
+                    .iter()
+                    .filter(|(_, id)| shard.records.get(id).is_some_and(|e| filter(&e.record)))
+                    .map(|(_, id)| id.clone())
+                    .collect(),
+                None => Vec::new(),
+            };
+            let mut pending = Vec::new();
+            for id in &doomed {
+                shard.take(id);
+                pending.extend(self.submit(|| json!({"del": &*kind, "id": id})));
+            }
+            (doomed.len(), pending)
+        };
+        for p in pending {
+            durable(Some(p)).await?;
+        }
+        Ok(count)
+    }
+
+    async fn find(&self, kind: &str, location: &str, key: &str) -> Result<Option<Stored>, RecordError> {
+        let Some((kind, shard)) = self.existing(kind) else { return Ok(None) };
+        let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let found = shard.holder(location, std::slice::from_ref(&key.to_string()), None);
+        Ok(found.and_then(|(id, _)| shard.records.get(&id).map(|e| stored(&kind, &id, e))))
+    }
+
+    async fn list(&self, query: Query<'_>) -> Result<Listed, RecordError> {
+        let empty = Listed { items: Vec::new(), total: 0, more: false };
+        let Some((kind, shard)) = self.existing(query.kind) else { return Ok(empty) };
+        let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(place) = shard.places.get(query.location) else { return Ok(empty) };
+        let after = query.after.map(|c| (c.created_ms, c.id));
+        let in_range = |key: &&(i64, String)| match &after {
+            Some(a) if query.newest_first => *key < a,
+            Some(a) => *key > a,
+            None => true,
+        };
+        let matches = |key: &&(i64, String)| shard.records.get(&key.1).is_some_and(|e| (query.filter)(&e.record));
+        let ordered: Box<dyn Iterator<Item = &(i64, String)>> =
+            if query.newest_first { Box::new(place.order.iter().rev()) } else { Box::new(place.order.iter()) };
+        let mut total = 0;
+        let mut passed = 0;
+        let mut items = Vec::new();
+        let mut more = false;
+        for key in ordered.filter(matches) {
+            total += 1;
+            if !in_range(&key) {
+                continue;
+            }
+            passed += 1;
+            if passed <= query.skip {
+                continue;
+            }
+            if items.len() < query.limit {
+                items.push(key);
+            } else {
+                more = true;
+            }
+        }
+        let items: Vec<Stored> =
+            items.into_iter().filter_map(|(_, id)| shard.records.get(id).map(|e| stored(&kind, id, e))).collect();
+        Ok(Listed { items, total, more })
+    }
+
+    async fn clear(&self) -> Result<(), RecordError> {
+        let pending = {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let mut kinds = self.kinds.write().unwrap_or_else(|p| p.into_inner());
+            kinds.clear();
+            self.submit(|| json!({"clear": true}))
+        };
+        durable(pending).await
+    }
+
+    async fn all(&self) -> Result<Vec<Stored>, RecordError> {
+        let kinds: Vec<(Arc<str>, Arc<Mutex<Shard>>)> = {
+            let kinds = self.kinds.read().unwrap_or_else(|p| p.into_inner());
+            kinds.iter().map(|(k, s)| (k.clone(), s.clone())).collect()
+        };
+        let mut out = Vec::new();
+        for (kind, shard) in kinds {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            out.extend(shard.records.iter().map(|(id, e)| stored(&kind, id, e)));
+        }
+        Ok(out)
+    }
+}

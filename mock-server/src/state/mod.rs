@@ -1,0 +1,175 @@
+//! The state interface: everything the mock remembers about resources goes
+//! through [`Records`], one async call per domain operation, each atomic by
+//! itself (insert-if-unique, update-with-a-closure, find-or-insert), each
+//! returning owned values. No lock, guard or borrow crosses the interface, so
+//! a handler can never hold the store across an `.await` or take it twice,
+//! and a networked backend (Redis) can serve the same calls.
+//!
+//! What a record is, is the resource engine's business (`resources`): here a
+//! record is a JSON object of some kind (`contacts`, `contacts/{}/notes`, …)
+//! that belongs to one location (or company) and has a creation time that
+//! orders lists. Index keys (`email:ann@x.io`) let a kind look records up and
+//! refuse duplicates without a scan.
+//!
+//! Backends: [`memory::Memory`] (the embedded default, made durable by
+//! [`log`] under `--state FILE`).
+
+pub mod log;
+pub mod memory;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+
+pub type Record = Map<String, Value>;
+
+/// A stored record and what the store knows about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub kind: Arc<str>,
+    pub id: String,
+    /// The location (or company) the record belongs to.
+    pub location: String,
+    /// When it was created (virtual clock, ms): the order of lists.
+    pub created_ms: i64,
+    pub record: Arc<Record>,
+}
+
+impl Stored {
+    /// Where this record sits in its list's order.
+    pub fn cursor(&self) -> Cursor {
+        Cursor { created_ms: self.created_ms, id: self.id.clone() }
+    }
+}
+
+/// A position in a list: strictly after this record.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    pub created_ms: i64,
+    pub id: String,
+}
+
+/// A record to insert. The id is the caller's (random, see
+/// [`crate::resources::new_id`]); the store refuses to replace an existing one.
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    pub kind: Arc<str>,
+    pub id: String,
+    pub location: String,
+    pub created_ms: i64,
+    pub record: Record,
+}
+
+/// How a kind indexes its records and whether an index key must be unique
+/// within a location (contacts' email and phone, unless the location allows
+/// duplicates).
+#[derive(Clone, Copy)]
+pub struct Indexing {
+    pub keys: fn(&Record) -> Vec<String>,
+    pub unique: bool,
+}
+
+impl Indexing {
+    pub const NONE: Indexing = Indexing { keys: no_keys, unique: false };
+}
+
+fn no_keys(_: &Record) -> Vec<String> {
+    Vec::new()
+}
+
+/// A change to one record: applied to a copy, which replaces the stored one
+/// only when it returns `Ok`.
+pub type Change<'a> = &'a (dyn Fn(&mut Record) -> Result<(), ApiError> + Send + Sync);
+
+/// A predicate over records, for lists.
+pub type Filter<'a> = &'a (dyn Fn(&Record) -> bool + Send + Sync);
+
+/// A page of one kind's records of one location, oldest first (or newest
+/// first), strictly after `after`, skipping `skip` of the matches.
+pub struct Query<'a> {
+    pub kind: &'a str,
+    pub location: &'a str,
+    pub filter: Filter<'a>,
+    pub after: Option<Cursor>,
+    pub skip: usize,
+    pub limit: usize,
+    pub newest_first: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub items: Vec<Stored>,
+    /// Every match of the filter, before paging.
+    pub total: usize,
+    /// Matches left after this page.
+    pub more: bool,
+}
+
+/// Why the store refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordError {
+    NotFound,
+    /// An insert named an id that is taken; the caller draws another.
+    IdTaken,
+    /// Another record of the location holds a unique index key.
+    Duplicate {
+        id: String,
+        key: String,
+    },
+    /// The location holds the most records (or bytes) of the kind it may.
+    Full {
+        location: String,
+        kind: String,
+        what: String,
+    },
+    /// The change itself refused (the closure's error).
+    Refused(ApiError),
+    /// The backend cannot be reached or could not make the write durable.
+    Unavailable(String),
+}
+
+/// What a location may hold of one kind.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub max_records: usize,
+    pub max_bytes: usize,
+}
+
+/// Resources: records of every inferred kind.
+#[async_trait::async_trait]
+pub trait Records: Send + Sync {
+    /// Inserts a record; refuses a taken id or a duplicate unique key.
+    async fn insert(&self, new: NewRecord, indexing: Indexing) -> Result<Stored, RecordError>;
+    async fn get(&self, kind: &str, id: &str) -> Result<Stored, RecordError>;
+    /// Applies `change` to a copy of the record; returns (before, after).
+    async fn update(
+        &self,
+        kind: &str,
+        id: &str,
+        change: Change<'_>,
+        indexing: Indexing,
+    ) -> Result<(Stored, Stored), RecordError>;
+    /// Finds the record holding one of `keys` (in that order of preference)
+    /// and changes it, or inserts `new`. Returns (before, after); `before` is
+    /// `None` when the record was inserted.
+    async fn upsert(
+        &self,
+        new: NewRecord,
+        keys: &[String],
+        change: Change<'_>,
+        indexing: Indexing,
+    ) -> Result<(Option<Stored>, Stored), RecordError>;
+    async fn remove(&self, kind: &str, id: &str) -> Result<Stored, RecordError>;
+    /// Removes every record of `kind` in `location` that `filter` accepts
+    /// (a parent's sub-resources); returns how many.
+    async fn remove_where(&self, kind: &str, location: &str, filter: Filter<'_>) -> Result<usize, RecordError>;
+    /// The record of `location` holding an index key.
+    async fn find(&self, kind: &str, location: &str, key: &str) -> Result<Option<Stored>, RecordError>;
+    async fn list(&self, query: Query<'_>) -> Result<Listed, RecordError>;
+    /// Forgets every record (the control plane's reset).
+    async fn clear(&self) -> Result<(), RecordError>;
+    /// Every record, for a snapshot.
+    async fn all(&self) -> Result<Vec<Stored>, RecordError>;
+}
