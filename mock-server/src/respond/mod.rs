@@ -15,10 +15,12 @@ use serde_json::Value;
 
 use crate::spec::Success;
 
-/// A default body, and why it may not validate when no attempt did.
+/// A default body, why it may not validate when no attempt did, and where
+/// the generator cut it to stay bounded.
 pub struct DefaultBody {
     pub bytes: Bytes,
     pub problem: Option<String>,
+    pub clamped: Vec<generate::Clamp>,
 }
 
 pub fn success_without_schema(status: u16) -> Success {
@@ -35,12 +37,10 @@ pub fn default_body(
     seed: u64,
 ) -> DefaultBody {
     if let Some((_, example)) = examples.first() {
-        return DefaultBody { bytes: to_bytes(example), problem: None };
+        return DefaultBody { bytes: to_bytes(example), problem: None, clamped: Vec::new() };
     }
-    match generate_valid(schema, validator, seed) {
-        Ok(value) => DefaultBody { bytes: to_bytes(&value), problem: None },
-        Err((closest, problem)) => DefaultBody { bytes: to_bytes(&closest), problem: Some(problem) },
-    }
+    let generated = generate_checked(schema, validator, seed, true);
+    DefaultBody { bytes: to_bytes(&generated.value), problem: generated.problem, clamped: generated.clamped }
 }
 
 /// A value generated from `schema` that `validator` accepts; else the first
@@ -63,7 +63,25 @@ pub fn generate_valid_with(
     seed: u64,
     examples: bool,
 ) -> Result<Value, (Value, String)> {
-    let mut first: Option<(Value, String)> = None;
+    let generated = generate_checked(schema, validator, seed, examples);
+    match generated.problem {
+        None => Ok(generated.value),
+        Some(problem) => Err((generated.value, problem)),
+    }
+}
+
+/// The outcome of [`generate_checked`].
+struct Generated {
+    /// The first valid attempt, else the first attempt.
+    value: Value,
+    /// Why `value` does not validate, if it does not.
+    problem: Option<String>,
+    /// Where the generator cut `value` to stay bounded.
+    clamped: Vec<generate::Clamp>,
+}
+
+fn generate_checked(schema: &Value, validator: Option<&jsonschema::Validator>, seed: u64, examples: bool) -> Generated {
+    let mut first: Option<Generated> = None;
     for attempt in 0..ATTEMPTS {
         let mut generator = generate::Generator::new(seed.wrapping_add(attempt), examples && attempt % 2 == 0);
         generator.variant = (attempt / 2) as usize;
@@ -71,14 +89,17 @@ pub fn generate_valid_with(
         let value = generator.value(schema);
         let problem =
             validator.and_then(|v| v.iter_errors(&value).next().map(|e| format!("{e} at '{}'", e.instance_path())));
-        match problem {
-            None => return Ok(value),
-            Some(p) => {
-                first.get_or_insert((value, p));
-            }
+        let generated = Generated { value, problem, clamped: generator.clamped().to_vec() };
+        if generated.problem.is_none() {
+            return generated;
         }
+        first.get_or_insert(generated);
     }
-    Err(first.unwrap_or_else(|| (Value::Object(Default::default()), "no attempt".into())))
+    first.unwrap_or_else(|| Generated {
+        value: Value::Object(Default::default()),
+        problem: Some("no attempt".into()),
+        clamped: Vec::new(),
+    })
 }
 
 fn to_bytes(value: &Value) -> Bytes {

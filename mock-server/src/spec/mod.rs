@@ -57,6 +57,9 @@ pub enum WarningKind {
     InvalidExample,
     NoResponseSchema,
     HeaderWithoutSchema,
+    /// The schema asks for more than the answer generator makes (a huge
+    /// `minLength`, `minItems`, nesting or total size); the answer was cut.
+    GeneratorClamped,
 }
 
 /// A problem in a spec file that the loader survived.
@@ -637,6 +640,10 @@ impl OpCtx<'_> {
         let schema = Arc::new(converted);
         let rng_seed = seed ^ fnv1a(id.as_bytes());
         let body = crate::respond::default_body(&schema, validator.as_deref(), &examples, rng_seed);
+        if !body.clamped.is_empty() {
+            let cuts: Vec<String> = body.clamped.iter().map(ToString::to_string).collect();
+            self.warn(WarningKind::GeneratorClamped, format!("the generated answer was cut: {}", cuts.join("; ")));
+        }
         if let Some(problem) = body.problem {
             self.warn(
                 WarningKind::BadSchema,
@@ -812,6 +819,33 @@ paths:
         let err = load(Source::Embedded(FILES), 1).unwrap_err().to_string();
         assert!(err.contains("notes.json: not an OpenAPI document"), "{err}");
         assert!(err.contains("broken.json: invalid JSON"), "{err}");
+    }
+
+    #[test]
+    fn a_response_asking_for_a_huge_string_loads_at_once_with_a_clamp_warning() {
+        static HUGE: &[(&str, &str)] = &[(
+            "huge.yaml",
+            r#"
+openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /x:
+    get:
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json:
+              schema: {type: object, required: [name], properties: {name: {type: string, minLength: 1000000000}}}
+"#,
+        )];
+        let started = std::time::Instant::now();
+        let set = load(Source::Embedded(HUGE), 1).unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        let cut: Vec<_> = set.warnings.iter().filter(|w| w.kind == WarningKind::GeneratorClamped).collect();
+        assert_eq!(cut.len(), 1, "{:?}", set.warnings);
+        assert_eq!(cut[0].pointer, "/paths/~1x/get");
+        assert!(cut[0].message.contains("minLength 1000000000 at '/name' cut to 4096"), "{}", cut[0].message);
     }
 
     #[test]
