@@ -28,6 +28,8 @@ pub enum Family {
     Appointments,
     Conversations,
     Messages,
+    /// Sub-accounts: a created one joins the directory.
+    Locations,
     Generic,
 }
 
@@ -40,6 +42,7 @@ impl Family {
             "/calendars/events" => Family::Appointments,
             CONVERSATIONS => Family::Conversations,
             "/conversations/messages" => Family::Messages,
+            "/locations" => Family::Locations,
             _ => Family::Generic,
         }
     }
@@ -61,6 +64,7 @@ impl Family {
             Family::Appointments => "appointments",
             Family::Conversations => "conversations",
             Family::Messages => "messages",
+            Family::Locations => "locations",
             Family::Generic => "generic",
         }
     }
@@ -228,7 +232,7 @@ pub async fn before_create(call: &Call<'_>, location: &str, record: &mut Record)
         Family::ContactChild => {
             record.insert("dateAdded".into(), Value::String(now));
         }
-        Family::Conversations | Family::Generic => {}
+        Family::Conversations | Family::Locations | Family::Generic => {}
     }
     Ok(())
 }
@@ -356,14 +360,45 @@ async fn file_message(call: &Call<'_>, location: &str, record: &mut Record) -> R
     record.insert("direction".into(), json!("outbound"));
     record.insert("status".into(), json!("delivered"));
     record.insert("messageType".into(), json!(format!("TYPE_{}", kind_of_message.to_uppercase())));
+    let number = MESSAGE_TYPES.iter().find(|(n, _)| n.eq_ignore_ascii_case(&kind_of_message)).map_or(2, |(_, t)| *t);
+    record.insert("type".into(), json!(number));
     record.insert("locationId".into(), json!(location));
     record.insert("dateAdded".into(), json!(stamp));
     Ok(())
 }
 
-pub async fn after_create(_call: &Call<'_>, _stored: &Stored) -> Result<(), ApiError> {
-    Ok(())
+/// A created location joins the caller's company in the directory, so its
+/// tokens and the agency's reach it.
+pub async fn after_create(call: &Call<'_>, stored: &Stored) -> Result<(), ApiError> {
+    if call.family != Family::Locations {
+        return Ok(());
+    }
+    let company = match call.who.map(|w| &w.owner) {
+        Some(crate::world::Owner::Company(c)) => c.clone(),
+        _ => call.body_str("companyId").unwrap_or_default().to_string(),
+    };
+    let name = stored.record.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let location = crate::world::Location { id: stored.id.clone(), name, company_id: company };
+    call.mock
+        .change_world(|w| w.add_location(location))
+        .await?
+        .map_err(|e| ApiError::BadRequest { message: e.to_string(), meta: None })
 }
+
+/// HighLevel's numeric message types (`type` of a stored message) and their
+/// names (`messageType`). [guess for all but SMS, Email and Call]
+const MESSAGE_TYPES: &[(&str, u64)] = &[
+    ("Call", 1),
+    ("SMS", 2),
+    ("Email", 3),
+    ("WebChat", 5),
+    ("FB", 11),
+    ("GMB", 15),
+    ("IG", 18),
+    ("WhatsApp", 19),
+    ("Custom", 20),
+    ("Live_Chat", 29),
+];
 
 /// Answers whose shape is not "the record under a key".
 pub fn created_answer(call: &Call<'_>, stored: &Stored) -> Option<Value> {

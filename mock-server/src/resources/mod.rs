@@ -293,14 +293,15 @@ pub async fn insert(call: &Call<'_>, location: &str, now: i64, mut record: Recor
     for _ in 0..4 {
         let id = new_id();
         record.insert(id_field.clone(), Value::String(id.clone()));
+        let location = location.to_string();
         let new = NewRecord {
             kind: call.resource.kind.clone(),
             id,
-            location: location.to_string(),
+            location: location.clone(),
             created_ms: now,
             record: record.clone(),
         };
-        match call.mock.records.insert(new, hooks::indexing(call, location)).await {
+        match call.mock.records.insert(new, hooks::indexing(call, &location)).await {
             Err(RecordError::IdTaken) => continue,
             other => return other.map_err(|e| call.error(e)),
         }
@@ -312,7 +313,9 @@ pub async fn insert(call: &Call<'_>, location: &str, now: i64, mut record: Recor
 pub async fn fetch(call: &Call<'_>) -> Result<Stored, ApiError> {
     let id = call.binding.id_param.as_deref().and_then(|p| call.path_param(p)).unwrap_or("");
     let stored = call.mock.records.get(&call.resource.kind, id).await.map_err(|e| call.error(e))?;
-    call.may_access(&stored.location)?;
+    // A location's record is kept under its company, and answers to the location itself too.
+    let own = if call.family == Family::Locations { &stored.id } else { &stored.location };
+    call.may_access(own)?;
     // A sub-resource answers only under its own parent.
     for name in &call.binding.parents {
         if let (Some(given), Some(held)) = (call.path_param(name), stored.record.get(name).and_then(Value::as_str)) {
@@ -528,18 +531,51 @@ pub fn conform(call: &Call<'_>, answer: &mut Value, validator: &jsonschema::Vali
     if validator.is_valid(answer) {
         return;
     }
-    crate::respond::conform(answer, validator);
-    if validator.is_valid(answer) {
-        return;
-    }
     let binding = call.binding;
     let is_list = matches!(binding.action, Action::List | Action::Search);
     let path = if is_list { &binding.list } else { &binding.single };
+    let at = format!("/{}", path.join("/"));
+    let at = if path.is_empty() { String::new() } else { at };
+    // A record itself is never dropped: what does not fit inside it is, and
+    // required fields come back from the default answer.
+    let is_record = |p: &str| {
+        p == at
+            || is_list
+                && p.strip_prefix(&at).and_then(|r| r.strip_prefix('/')).is_some_and(|i| i.parse::<usize>().is_ok())
+    };
+    for _ in 0..8 {
+        let mut paths: Vec<String> = validator
+            .iter_errors(answer)
+            .map(|e| e.instance_path().as_str().to_string())
+            .filter(|p| !is_record(p))
+            .collect();
+        paths.sort_by(|a, b| b.matches('/').count().cmp(&a.matches('/').count()).then(b.cmp(a)));
+        paths.dedup();
+        for p in &paths {
+            crate::respond::remove_at(answer, p);
+        }
+        refill(answer, path, binding);
+        if validator.is_valid(answer) || paths.is_empty() {
+            break;
+        }
+    }
+    if validator.is_valid(answer) {
+        return;
+    }
+    crate::respond::conform(answer, validator);
+    if !validator.is_valid(answer) {
+        tracing::debug!(op = %call.op.id, "a stored record cannot fit the answer's schema; answering the default");
+        *answer = (*binding.frame).clone();
+    }
+}
+
+/// Puts back the required fields a record lacks.
+fn refill(answer: &mut Value, path: &[String], binding: &Binding) {
     let mut slot = Some(&mut *answer);
     for key in path {
         slot = slot.and_then(|s| s.get_mut(key));
     }
-    let refill = |v: &mut Value| {
+    let fill = |v: &mut Value| {
         if let Value::Object(r) = v {
             for (k, d) in &binding.fill {
                 r.entry(k.clone()).or_insert_with(|| d.clone());
@@ -547,14 +583,9 @@ pub fn conform(call: &Call<'_>, answer: &mut Value, validator: &jsonschema::Vali
         }
     };
     match slot {
-        Some(Value::Array(items)) => items.iter_mut().for_each(refill),
-        Some(v) => refill(v),
+        Some(Value::Array(items)) => items.iter_mut().for_each(fill),
+        Some(v) => fill(v),
         None => {}
-    }
-    crate::respond::conform(answer, validator);
-    if !validator.is_valid(answer) {
-        tracing::debug!(op = %call.op.id, "a stored record cannot fit the answer's schema; answering the default");
-        *answer = (*binding.frame).clone();
     }
 }
 

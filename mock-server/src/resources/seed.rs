@@ -59,7 +59,10 @@ pub fn records(mock: &Mock, fixture: &Fixture, now: i64) -> Vec<(NewRecord, Inde
             for (k, v) in profile {
                 record.entry(k).or_insert(v);
             }
-            out.push((new(&locations.kind, &location.id, record, now), Indexing::NONE));
+            // Kept under its company, so the agency lists it.
+            let mut seeded = new(&locations.kind, &location.company_id, record, now);
+            seeded.id = location.id.clone();
+            out.push((seeded, Indexing::NONE));
         }
     }
     for company in &fixture.companies {

@@ -185,7 +185,7 @@ pub fn conform(answer: &mut Value, validator: &jsonschema::Validator) {
 }
 
 /// Removes the object property or array item at `pointer` (not the root).
-fn remove_at(value: &mut Value, pointer: &str) {
+pub(crate) fn remove_at(value: &mut Value, pointer: &str) {
     let Some((parent, last)) = pointer.rsplit_once('/') else { return };
     let last = last.replace("~1", "/").replace("~0", "~");
     match value.pointer_mut(parent) {

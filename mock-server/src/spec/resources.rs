@@ -296,7 +296,7 @@ pub fn infer(operations: &[Operation]) -> Table {
             table.resources.len() - 1
         });
         let op = &operations[i];
-        let single = single_key(op);
+        let single = single_key(op, &collection);
         let list = match action {
             Action::List | Action::Search => list_key(op, &collection),
             _ => Vec::new(),
@@ -375,27 +375,62 @@ fn properties(schema: &Value) -> Option<&serde_json::Map<String, Value>> {
     schema.get("allOf").and_then(Value::as_array).and_then(|parts| parts.iter().find_map(properties))
 }
 
+/// Every required field of an object schema, `allOf` parts included.
+fn required_of(schema: &Value) -> Vec<String> {
+    let mut out: Vec<String> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    for part in schema.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+        out.extend(required_of(part));
+    }
+    out
+}
+
+/// A property's schema, looked for in every `allOf` part.
+fn property<'s>(schema: &'s Value, name: &str) -> Option<&'s Value> {
+    if let Some(p) = schema.get("properties").and_then(|p| p.get(name)) {
+        return Some(p);
+    }
+    schema.get("allOf").and_then(Value::as_array)?.iter().find_map(|part| property(part, name))
+}
+
 fn is_object_schema(schema: &Value) -> bool {
     properties(schema).is_some_and(|p| !p.is_empty())
 }
 
-/// The key a single record is wrapped in: the one property whose schema is
-/// an object with properties, when the answer itself has no `id`.
-fn single_key(op: &Operation) -> Vec<String> {
+/// The key a single record is wrapped in: a property whose schema is an
+/// object named like the record (`contact` of `/contacts`) or holding an id,
+/// when the answer itself has no `id`.
+fn single_key(op: &Operation, collection: &str) -> Vec<String> {
     let Some(schema) = op.success.schema.as_deref() else { return Vec::new() };
     let Some(props) = properties(schema) else { return Vec::new() };
     if props.contains_key("id") || props.contains_key("_id") {
         return Vec::new();
     }
-    let objects: Vec<&String> = props.iter().filter(|(_, s)| is_object_schema(s)).map(|(k, _)| k).collect();
-    match objects.as_slice() {
-        [one] => vec![(*one).clone()],
-        many => many
-            .iter()
-            .find(|k| !matches!(k.as_str(), "meta" | "pagination" | "error"))
-            .map(|k| vec![(*k).clone()])
-            .unwrap_or_default(),
+    let noun = singular(last_segment(collection)).to_ascii_lowercase();
+    let objects: Vec<(&String, &Value)> = props.iter().filter(|(_, s)| is_object_schema(s)).collect();
+    let named = objects.iter().find(|(k, _)| {
+        let k = k.to_ascii_lowercase();
+        k == noun || noun.ends_with(&k) || k.ends_with(&noun)
+    });
+    let with_id = || {
+        objects.iter().find(|(k, s)| {
+            !matches!(k.as_str(), "meta" | "pagination" | "error")
+                && properties(s).is_some_and(|p| p.contains_key("id") || p.contains_key("_id"))
+        })
+    };
+    named.or_else(with_id).map(|(k, _)| vec![(*k).clone()]).unwrap_or_default()
+}
+
+/// `customFields` → `customField`, `categories` → `category`.
+fn singular(name: &str) -> String {
+    let name = name.trim_matches(|c| c == '{' || c == '}');
+    if let Some(stem) = name.strip_suffix("ies") {
+        return format!("{stem}y");
     }
+    name.strip_suffix('s').filter(|s| !s.ends_with('s')).unwrap_or(name).to_string()
 }
 
 fn is_list_of_objects(schema: &Value) -> bool {
@@ -440,15 +475,12 @@ fn record_shape(op: &Operation, path: &[String], frame: &Value, is_list: bool) -
         schema = schema.get("items").unwrap_or(&Value::Null);
         frame = frame.get(0).unwrap_or(&Value::Null);
     }
-    let required = schema.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
-    let props = properties(schema);
-    let fill = required
+    let fill = required_of(schema)
         .iter()
-        .filter_map(Value::as_str)
         .filter_map(|k| {
             let value = frame.get(k).cloned().or_else(|| {
                 // Not in the default answer: generated from the field's own schema.
-                let field = props?.get(k)?;
+                let field = property(schema, k)?;
                 let validator = super::compile_lenient(field).ok().map(|(v, _)| v);
                 Some(crate::respond::generate_valid(field, validator.as_ref(), 7).unwrap_or_else(|(v, _)| v))
             })?;
@@ -494,12 +526,8 @@ fn describe(resource: &mut Resource, operations: &[Operation], bindings: &[Optio
                 resource.id_field = "_id".into();
             }
         }
-        let required = schema.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
-        resource.required = required
-            .iter()
-            .filter_map(Value::as_str)
-            .filter_map(|k| frame.get(k).map(|v| (k.to_string(), v.clone())))
-            .collect();
+        resource.required =
+            required_of(&schema).iter().filter_map(|k| frame.get(k).map(|v| (k.clone(), v.clone()))).collect();
     }
     let mut named = Vec::new();
     for (i, _) in &resource.operations {

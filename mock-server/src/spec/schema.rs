@@ -39,6 +39,15 @@ const PLAIN: &[&str] = &[
     "example",
 ];
 
+/// `{type: object, example: "2021-06-23T03:30:00+05:30"}`: an object of
+/// nothing whose example is a string.
+fn is_date_as_object(src: &Map<String, Value>) -> bool {
+    src.get("type").and_then(Value::as_str) == Some("object")
+        && !src.contains_key("properties")
+        && !src.contains_key("additionalProperties")
+        && src.get("example").is_some_and(Value::is_string)
+}
+
 /// Converts one (already reference-free) schema.
 pub fn convert(schema: &Value, dir: Direction, file: &str, pointer: &str, warnings: &mut Vec<Warning>) -> Value {
     let mut ctx = Ctx { dir, file, warnings };
@@ -69,6 +78,16 @@ impl Ctx<'_> {
         if depth > MAX_DEPTH {
             self.warn(pointer, WarningKind::BadSchema, "schema nested too deeply; cut to an open schema");
             return Value::Object(Map::new());
+        }
+        if is_date_as_object(src) {
+            // NestJS renders a `Date` field as `type: object`; the service
+            // answers an ISO string, as the example shows.
+            let mut out = Map::new();
+            out.insert("type".into(), Value::String("string".into()));
+            if let Some(example) = src.get("example") {
+                out.insert("example".into(), example.clone());
+            }
+            return Value::Object(out);
         }
         let mut out = Map::new();
         for key in PLAIN {
@@ -106,6 +125,16 @@ impl Ctx<'_> {
             }
         }
         match src.get("items") {
+            // NestJS writes a property typed `[Array]` as an array of arrays
+            // of nothing (`items: {type: array}`), where the service answers
+            // an array of objects (pipelines' `stages`): items of any shape.
+            Some(Value::Object(items))
+                if items.get("type").and_then(Value::as_str) == Some("array")
+                    && !items.contains_key("items")
+                    && items.len() == 1 =>
+            {
+                out.insert("items".into(), Value::Object(Default::default()));
+            }
             Some(items @ Value::Object(_)) => {
                 let p = format!("{pointer}/items");
                 out.insert("items".into(), self.convert(items, &p, depth + 1));

@@ -51,6 +51,12 @@ fn request_body(op: &Operation, seed: u64) -> Option<Value> {
                 map.insert(key.to_string(), Value::from(value));
             }
         }
+        // Unique contact details keep the duplicate rule out of the way.
+        for (key, value) in [("email", format!("corpus{seed}@example.com")), ("phone", format!("+1555{seed:07}"))] {
+            if map.get(key).is_some_and(Value::is_string) {
+                map.insert(key.to_string(), Value::from(value));
+            }
+        }
     }
     Some(body)
 }

@@ -14,3 +14,4 @@ mod scopes;
 mod secrets;
 mod support;
 mod validation;
+mod walk;
