@@ -124,10 +124,16 @@ struct ServeArgs {
     /// Time a client has to send its headers, in milliseconds.
     #[arg(long, default_value_t = ghl_mock::config::Limits::default().header_timeout_ms)]
     header_timeout_ms: u64,
-    /// Contacts (and notes, and opportunities) one location may hold; past it
-    /// creation answers 400, so memory stays bounded.
+    /// Records of one kind one location may hold; past it creation answers
+    /// 400, so memory stays bounded.
     #[arg(long, default_value_t = ghl_mock::config::Limits::default().max_records)]
     max_records: usize,
+    /// Bytes (about) of records of one kind one location may hold.
+    #[arg(long, default_value_t = ghl_mock::config::Limits::default().max_record_bytes)]
+    max_record_bytes: usize,
+    /// Tags one contact may hold.
+    #[arg(long, default_value_t = ghl_mock::config::Limits::default().max_tags)]
+    max_tags: usize,
     /// Time a client has to send its body after the headers, in milliseconds (then 408).
     #[arg(long, default_value_t = ghl_mock::config::Limits::default().body_timeout_ms)]
     body_timeout_ms: u64,
@@ -230,6 +236,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             header_timeout_ms: args.header_timeout_ms,
             body_timeout_ms: args.body_timeout_ms,
             max_records: args.max_records,
+            max_record_bytes: args.max_record_bytes,
+            max_tags: args.max_tags,
             ..Default::default()
         },
         seed: args.seed,

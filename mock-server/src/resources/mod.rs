@@ -286,27 +286,14 @@ async fn create(call: &Call<'_>) -> Answer {
     Ok((call.status(), answer))
 }
 
-/// Inserts under a fresh id, drawing another in the (astronomically rare)
-/// case that one is taken: an insert never replaces a record.
+/// Inserts under a fresh random id (62^20 of them: a draw that is taken
+/// already is refused by the store, never a replacement).
 pub async fn insert(call: &Call<'_>, location: &str, now: i64, mut record: Record) -> Result<Stored, ApiError> {
-    let id_field = call.resource.id_field.clone();
-    for _ in 0..4 {
-        let id = new_id();
-        record.insert(id_field.clone(), Value::String(id.clone()));
-        let location = location.to_string();
-        let new = NewRecord {
-            kind: call.resource.kind.clone(),
-            id,
-            location: location.clone(),
-            created_ms: now,
-            record: record.clone(),
-        };
-        match call.mock.records.insert(new, hooks::indexing(call, &location)).await {
-            Err(RecordError::IdTaken) => continue,
-            other => return other.map_err(|e| call.error(e)),
-        }
-    }
-    Err(call.error(RecordError::IdTaken))
+    let id = new_id();
+    record.insert(call.resource.id_field.clone(), Value::String(id.clone()));
+    let new =
+        NewRecord { kind: call.resource.kind.clone(), id, location: location.to_string(), created_ms: now, record };
+    call.mock.records.insert(new, hooks::indexing(call, location)).await.map_err(|e| call.error(e))
 }
 
 /// The record the item path names, if the caller may see it.
@@ -494,7 +481,20 @@ async fn list(call: &Call<'_>) -> Answer {
 
 /// `total`, `count` and a `meta` block, where the answer has them.
 fn fill_list_meta(call: &Call<'_>, answer: &mut Value, listed: &crate::state::Listed, paging: &Paging, location: &str) {
+    // The object holding the list: its cursor fields (messages' `lastMessageId`, `nextPage`).
+    let holder = call.binding.list.split_last().map(|(_, parents)| parents).unwrap_or_default();
+    if let Some(Value::Object(h)) = holder.iter().try_fold(&mut *answer, |v, k| v.get_mut(k)) {
+        if h.get("nextPage").is_some_and(Value::is_boolean) {
+            h.insert("nextPage".into(), Value::Bool(listed.more));
+        }
+        if h.contains_key("lastMessageId") {
+            h.insert("lastMessageId".into(), listed.items.last().map(|s| json!(s.id)).unwrap_or(Value::Null));
+        }
+    }
     let Value::Object(map) = answer else { return };
+    if call.op.success.schema.is_none() {
+        map.insert("total".into(), json!(listed.total));
+    }
     for key in ["total", "count", "totalCount"] {
         if map.get(key).is_some_and(Value::is_number) {
             map.insert(key.into(), json!(listed.total));
@@ -617,11 +617,7 @@ fn framed(call: &Call<'_>, record: Option<&Record>, items: &[Value]) -> Value {
     };
     let mut answer = match (&*binding.frame, path.is_empty(), content) {
         (_, true, Some(content)) => content,
-        (Value::Object(_), false, Some(content)) => {
-            let mut frame = (*binding.frame).clone();
-            put_at(&mut frame, path, content);
-            frame
-        }
+        (frame @ Value::Object(_), false, Some(content)) => framed_with(frame, path, content),
         (frame, _, _) => frame.clone(),
     };
     if let Value::Object(map) = &mut answer {
@@ -637,16 +633,26 @@ fn framed(call: &Call<'_>, record: Option<&Record>, items: &[Value]) -> Value {
     answer
 }
 
-fn put_at(frame: &mut Value, path: &[String], content: Value) {
-    let mut slot = frame;
-    for key in path {
-        if !slot.is_object() {
-            *slot = Value::Object(Map::new());
+/// A copy of `frame` with `content` at `path`, copying only what stays (the
+/// default record the content replaces is never cloned).
+fn framed_with(frame: &Value, path: &[String], content: Value) -> Value {
+    let Some((key, rest)) = path.split_first() else { return content };
+    let Value::Object(map) = frame else { return framed_with(&Value::Object(Map::new()), path, content) };
+    let mut out = Map::with_capacity(map.len() + 1);
+    let mut placed = Some(content);
+    for (k, v) in map {
+        if k == key {
+            if let Some(c) = placed.take() {
+                out.insert(k.clone(), framed_with(v, rest, c));
+            }
+        } else {
+            out.insert(k.clone(), v.clone());
         }
-        let Value::Object(map) = slot else { return };
-        slot = map.entry(key.clone()).or_insert(Value::Null);
     }
-    *slot = content;
+    if let Some(c) = placed {
+        out.insert(key.clone(), framed_with(&Value::Null, rest, c));
+    }
+    Value::Object(out)
 }
 
 /// True when the mock answers this operation from state.

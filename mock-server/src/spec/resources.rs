@@ -440,7 +440,8 @@ fn is_list_of_objects(schema: &Value) -> bool {
 /// The key a list answers under: the array property (one level down if
 /// need be), preferring the one named like the collection.
 fn list_key(op: &Operation, collection: &str) -> Vec<String> {
-    let Some(schema) = op.success.schema.as_deref() else { return vec![] };
+    // No schema: HighLevel answers lists under the collection's name.
+    let Some(schema) = op.success.schema.as_deref() else { return vec![last_segment(collection).to_string()] };
     if is_list_of_objects(schema) && properties(schema).is_none() {
         return Vec::new();
     }

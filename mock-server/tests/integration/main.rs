@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod concurrency;
 mod control;
+mod flows;
 mod corpus;
 mod hostile;
 mod journal;

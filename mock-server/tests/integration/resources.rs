@@ -328,3 +328,23 @@ async fn a_location_holds_at_most_its_record_limit_and_says_so() {
         "room again after a delete"
     );
 }
+
+#[tokio::test]
+async fn a_contact_holds_at_most_its_tag_limit_and_repeated_tags_are_kept_once() {
+    let mut config = ghl_mock::Config::default();
+    config.limits.max_tags = 4;
+    let m = TestMock::start_with(embedded(), unlimited_fixture(&pits()), config, ghl_mock::Clock::frozen(0)).await;
+    let a = m.token("A");
+    let (_, c) = call(&m, Method::POST, "/contacts/", &a, Some(json!({"locationId": LOC_A, "email": "tags@example.com"}))).await;
+    let id = c["contact"]["id"].as_str().unwrap();
+    let path = format!("/contacts/{id}/tags");
+    let (status, tags) = call(&m, Method::POST, &path, &a, Some(json!({"tags": ["a", "b", "a", "c"]}))).await;
+    assert_eq!((status, tags["tags"].clone()), (201, json!(["a", "b", "c"])));
+    let (status, _) = call(&m, Method::POST, &path, &a, Some(json!({"tags": ["c", "d"]}))).await;
+    assert_eq!(status, 201, "four distinct tags fit");
+    let (status, refused) = call(&m, Method::POST, &path, &a, Some(json!({"tags": ["e"]}))).await;
+    assert_eq!(status, 400);
+    assert!(refused["message"].as_str().unwrap().contains("at most 4 tags"), "{refused}");
+    let (_, got) = call(&m, Method::GET, &format!("/contacts/{id}"), &a, None).await;
+    assert_eq!(got["contact"]["tags"], json!(["a", "b", "c", "d"]), "a refused change changes nothing");
+}

@@ -327,3 +327,36 @@ async fn every_resource_of_the_default_surface_reads_back_what_was_written() {
     assert_eq!(walked, expected);
     assert!(walked >= 3, "the default surface keeps contacts, notes and opportunities at least: {walked}");
 }
+
+#[test]
+fn check_specs_prints_the_resource_table_and_every_stateless_operation_with_its_reason() {
+    let Some(dir) = corpus_dir() else { return };
+    let set = ghl_mock::spec::load(ghl_mock::Source::Dir(dir.clone()), 1).expect("corpus loads");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ghl-mock"))
+        .arg("check-specs")
+        .arg(&dir)
+        .output()
+        .expect("check-specs runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let table = &set.resources;
+    let header = format!(
+        "resources: {} ({} of {} operations answer from state; {} stateless)",
+        table.resources.len(),
+        table.bound(),
+        set.operations.len(),
+        table.stateless.len()
+    );
+    assert!(text.contains(&header), "no '{header}' in:\n{text}");
+    assert_eq!(table.bound() + table.stateless.len(), set.operations.len(), "every operation is bound or explained");
+    for resource in &table.resources {
+        assert!(text.contains(&format!("  {:<42} ", resource.collection)), "{} is not in the table", resource.collection);
+    }
+    for (i, reason) in &table.stateless {
+        let op = &set.operations[*i];
+        assert!(text.contains(&format!("  {} {}: {reason}", op.method, op.path)), "{} {} is not explained", op.method, op.path);
+    }
+    let contacts = table.by_kind("/contacts").expect("contacts are a resource").1;
+    assert_eq!(contacts.item.as_deref(), Some("/contacts/{contactId}"));
+    assert!(text.contains("      upsert:POST /contacts/upsert"), "the contact upsert is bound");
+}
