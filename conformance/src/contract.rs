@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use ghl_mock::spec::{Operation, Param, ParamIn, SpecSet};
+use ghl_mock::spec::{LocationSource, Operation, Param, ParamIn, SpecSet};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -150,13 +150,21 @@ pub fn request(op: &Operation, location: &str, ids: &[(String, String)], seed: u
         path = path.replace(&format!("{{{}}}", p.name), &value);
     }
     let mut call = Call::new(op.method.clone(), path);
-    for p in op.params.iter().filter(|p| p.location == ParamIn::Query && p.required) {
+    // An optional query parameter that names the location is sent too: the
+    // request acts on `location` wherever the operation lets it say so.
+    for p in op.params.iter().filter(|p| p.location == ParamIn::Query && (p.required || names_location_in_query(op, p)))
+    {
         call = call.query(&p.name, param_value(p, location, seed));
     }
     if let Some(body) = body_sample(op, location, seed) {
         call = with_body(call, op, body);
     }
     call
+}
+
+/// True when `p` is a query parameter through which `op` names its location.
+fn names_location_in_query(op: &Operation, p: &Param) -> bool {
+    op.location.iter().any(|s| matches!(s, LocationSource::Query(name) if *name == p.name))
 }
 
 /// Attaches `body` as the operation takes it: form-encoded when that is the

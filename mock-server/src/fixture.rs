@@ -135,13 +135,21 @@ private_integrations:
       - locations.readonly
       - locations/customFields.readonly
       - locations/customFields.write
+      - locations/customValues.readonly
+      - locations/customValues.write
       - locations/tags.readonly
+      - locations/tags.write
       - opportunities.readonly
       - opportunities.write
       - users.readonly
+      - users.write
       - calendars.readonly
+      - calendars.write
       - calendars/events.readonly
+      - calendars/events.write
       - conversations.readonly
+      - conversations.write
+      - conversations/message.readonly
       - conversations/message.write
 "#;
 
