@@ -366,11 +366,20 @@ fn run() -> Result<bool, String> {
     let mock_command = |port: u16, extra: &[&str]| {
         let mut c = Command::new(bin_dir.join("ghl-mock"));
         // Scenario (b) creates hundreds of thousands of contacts: room for them.
-        c.args(["serve", "--port", &port.to_string(), "--max-records", "10000000", "--specs"])
-            .arg(&o.corpus)
-            .arg("--fixture")
-            .arg(&fixture_path)
-            .args(extra);
+        c.args([
+            "serve",
+            "--port",
+            &port.to_string(),
+            "--max-records",
+            "10000000",
+            "--max-record-bytes",
+            "17179869184",
+            "--specs",
+        ])
+        .arg(&o.corpus)
+        .arg("--fixture")
+        .arg(&fixture_path)
+        .args(extra);
         c.env("GHL_MOCK_LOG", "warn");
         c
     };

@@ -166,6 +166,9 @@ pub const OVERRIDES: &[(&str, &str, &str, Action)] = &[
     ("PUT", "/opportunities/{id}/status", "/opportunities", Action::Update),
     ("GET", "/opportunities/pipelines", "/opportunities/pipelines", Action::List),
     ("GET", "/contacts/{contactId}/appointments", "/calendars/events", Action::List),
+    // The location itself, where no collection of locations is served.
+    ("GET", "/locations/{locationId}", "/locations", Action::Get),
+    ("PUT", "/locations/{locationId}", "/locations", Action::Update),
     ("GET", "/links/id/{linkId}", "/links", Action::Get),
 ];
 

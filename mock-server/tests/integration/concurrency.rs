@@ -11,8 +11,7 @@ use serde_json::{json, Value};
 use crate::support::*;
 
 async fn call(m: &TestMock, method: Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request =
-        m.http.request(method, format!("{}{path}", m.url)).bearer_auth(token).header("Version", VERSION);
+    let mut request = m.http.request(method, format!("{}{path}", m.url)).bearer_auth(token).header("Version", VERSION);
     if let Some(b) = body {
         request = request.json(&b);
     }
@@ -99,14 +98,11 @@ async fn many_clients_creating_tagging_and_deleting_across_locations_lose_nothin
         .expect("16 clients × 25 contacts finish well within two minutes: no stall");
     for (location, name) in [(LOC_A, "A"), (LOC_B, "B")] {
         let wanted: BTreeSet<String> = kept.iter().filter(|(l, _)| *l == location).map(|(_, id)| id.clone()).collect();
-        let (status, listed) = call(&m, Method::GET, &format!("/contacts/?locationId={location}&limit=100"), &m.token(name), None).await;
+        let (status, listed) =
+            call(&m, Method::GET, &format!("/contacts/?locationId={location}&limit=100"), &m.token(name), None).await;
         assert_eq!(status, 200);
-        let got: BTreeSet<String> = listed["contacts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["id"].as_str().unwrap().to_string())
-            .collect();
+        let got: BTreeSet<String> =
+            listed["contacts"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
         assert_eq!(listed["meta"]["total"], wanted.len(), "{location}: every kept contact and no other");
         assert_eq!(got, wanted, "{location}: the listed contacts are exactly the kept ones");
         for c in listed["contacts"].as_array().unwrap() {

@@ -142,12 +142,46 @@ async fn bad_rules_are_refused_and_change_nothing() {
     assert_eq!(m.admin(Method::GET, "/rules", None).await.1, json!({"rules": []}));
 }
 
+/// A spec of one operation the mock keeps no state for (nothing creates or
+/// lists its records), answered from its schema.
+const STATELESS: &str = r#"
+openapi: 3.0.0
+info: {title: stateless, version: "1"}
+paths:
+  /reports/{reportId}:
+    get:
+      operationId: get-report
+      security: [{bearer: [locations.readonly]}]
+      parameters:
+        - {name: reportId, in: path, required: true, schema: {type: string}}
+        - {name: locationId, in: query, required: true, schema: {type: string}}
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  report:
+                    type: object
+                    properties: {id: {type: string}, locationId: {type: string}, title: {type: string}}
+"#;
+
 #[tokio::test]
 async fn spec_driven_answers_echo_the_requests_ids() {
-    let m = start().await;
-    let (status, body) = get(&m, &format!("/locations/{LOC_A}"), None).await;
-    assert_eq!((status, body["location"]["id"].as_str()), (200, Some(LOC_A)), "{body}");
-    let (_, body) = get(&m, &calendars(), None).await;
-    let first = &body["calendars"][0];
-    assert_eq!(first["locationId"].as_str(), Some(LOC_A), "{body}");
+    let dir = scratch_dir("stateless-spec");
+    std::fs::write(dir.join("reports.yaml"), STATELESS).unwrap();
+    let set = ghl_mock::spec::load(ghl_mock::Source::Dir(dir.clone()), 1).expect("loads");
+    assert!(!set.stateful(0), "nothing keeps reports");
+    let m = TestMock::start(
+        set,
+        unlimited_fixture(&format!("  - {{name: A, owner: {{location: {LOC_A}}}, scopes: [locations.readonly]}}")),
+    )
+    .await;
+    let (status, body) = get(&m, &format!("/reports/rep00000000000000042?locationId={LOC_A}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["report"]["id"].as_str(), Some("rep00000000000000042"), "the path's id: {body}");
+    assert_eq!(body["report"]["locationId"].as_str(), Some(LOC_A), "the query's location: {body}");
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -25,7 +25,8 @@ struct Flow {
 impl Flow {
     /// The default world, its PIT holding every scope of the served specs.
     async fn start(spec: SpecSet) -> Flow {
-        let mut fixture = ghl_mock::fixture::parse("default.yaml", ghl_mock::fixture::DEFAULT).expect("default fixture");
+        let mut fixture =
+            ghl_mock::fixture::parse("default.yaml", ghl_mock::fixture::DEFAULT).expect("default fixture");
         fixture.private_integrations[0].scopes = spec.scopes().into_iter().map(str::to_string).collect();
         let m = TestMock::start_with(spec, fixture, Config::default(), Clock::frozen(1_767_225_600_000)).await;
         let token = m.token("Default PIT");
@@ -54,7 +55,9 @@ impl Flow {
     }
 
     async fn contact(&self, email: &str) -> String {
-        let c = self.ok(Method::POST, "/contacts/", Some(json!({"locationId": LOC, "firstName": "Flo", "email": email}))).await;
+        let c = self
+            .ok(Method::POST, "/contacts/", Some(json!({"locationId": LOC, "firstName": "Flo", "email": email})))
+            .await;
         c["contact"]["id"].as_str().expect("contact id").to_string()
     }
 }
@@ -69,15 +72,25 @@ async fn contact_lifecycle(f: &Flow) {
     assert_eq!(got["contact"]["email"], "life@example.com");
     f.ok(Method::PUT, &format!("/contacts/{id}"), Some(json!({"lastName": "Lane"}))).await;
     let got = f.ok(Method::GET, &format!("/contacts/{id}"), None).await;
-    assert_eq!((got["contact"]["lastName"].as_str(), got["contact"]["firstName"].as_str()), (Some("Lane"), Some("Flo")));
-    let found = f.ok(Method::POST, "/contacts/search", Some(json!({"locationId": LOC, "query": "life@example.com", "page": 1, "pageLimit": 10}))).await;
+    assert_eq!(
+        (got["contact"]["lastName"].as_str(), got["contact"]["firstName"].as_str()),
+        (Some("Lane"), Some("Flo"))
+    );
+    let found = f
+        .ok(
+            Method::POST,
+            "/contacts/search",
+            Some(json!({"locationId": LOC, "query": "life@example.com", "page": 1, "pageLimit": 10})),
+        )
+        .await;
     assert_eq!(ids(&found["contacts"]), vec![id.as_str()]);
     f.ok(Method::DELETE, &format!("/contacts/{id}"), None).await;
     assert_eq!(f.call(Method::GET, &format!("/contacts/{id}"), None).await.0, 400);
 }
 
 async fn contact_notes(f: &Flow) {
-    let note = f.ok(Method::POST, &format!("/contacts/{ANN}/notes"), Some(json!({"body": "Called, wants a quote"}))).await;
+    let note =
+        f.ok(Method::POST, &format!("/contacts/{ANN}/notes"), Some(json!({"body": "Called, wants a quote"}))).await;
     let note_id = note["note"]["id"].as_str().expect("note id").to_string();
     let notes = f.ok(Method::GET, &format!("/contacts/{ANN}/notes"), None).await;
     assert!(ids(&notes["notes"]).contains(&note_id.as_str()), "{notes}");
@@ -86,24 +99,30 @@ async fn contact_notes(f: &Flow) {
 }
 
 async fn booking_then_listing_events(f: &Flow) {
-    let book = |start: &str, end: &str| {
-        json!({"calendarId": CALENDAR, "locationId": LOC, "contactId": ANN, "startTime": start, "endTime": end, "title": "Discovery"})
-    };
-    let one = f.ok(Method::POST, "/calendars/events/appointments", Some(book("2026-03-02T10:00:00Z", "2026-03-02T10:30:00Z"))).await;
-    let two = f.ok(Method::POST, "/calendars/events/appointments", Some(book("2026-03-03T10:00:00Z", "2026-03-03T10:30:00Z"))).await;
+    let book = |start: &str, end: &str| json!({"calendarId": CALENDAR, "locationId": LOC, "contactId": ANN, "startTime": start, "endTime": end, "title": "Discovery"});
+    let one = f
+        .ok(Method::POST, "/calendars/events/appointments", Some(book("2026-03-02T10:00:00Z", "2026-03-02T10:30:00Z")))
+        .await;
+    let two = f
+        .ok(Method::POST, "/calendars/events/appointments", Some(book("2026-03-03T10:00:00Z", "2026-03-03T10:30:00Z")))
+        .await;
     let (one, two) = (one["id"].as_str().expect("appointment id"), two["id"].as_str().expect("appointment id"));
     assert_ne!(one, two, "every booking has its own id");
     let march = "startTime=1772323200000&endTime=1775001599000"; // all of March 2026, epoch ms
-    let events = f.ok(Method::GET, &format!("/calendars/events?locationId={LOC}&calendarId={CALENDAR}&{march}"), None).await;
+    let events =
+        f.ok(Method::GET, &format!("/calendars/events?locationId={LOC}&calendarId={CALENDAR}&{march}"), None).await;
     let listed = ids(&events["events"]);
     assert!(listed.contains(&one) && listed.contains(&two), "{events}");
     let second_day = "startTime=1772496000000&endTime=1772582399000"; // 2026-03-03 only
-    let events = f.ok(Method::GET, &format!("/calendars/events?locationId={LOC}&calendarId={CALENDAR}&{second_day}"), None).await;
+    let events = f
+        .ok(Method::GET, &format!("/calendars/events?locationId={LOC}&calendarId={CALENDAR}&{second_day}"), None)
+        .await;
     assert_eq!(ids(&events["events"]), vec![two], "the time range filters");
     let got = f.ok(Method::GET, &format!("/calendars/events/appointments/{one}"), None).await;
     assert_eq!(got["event"]["title"], "Discovery", "{got}");
     f.ok(Method::DELETE, &format!("/calendars/events/{one}"), None).await;
-    let events = f.ok(Method::GET, &format!("/calendars/events?locationId={LOC}&calendarId={CALENDAR}&{march}"), None).await;
+    let events =
+        f.ok(Method::GET, &format!("/calendars/events?locationId={LOC}&calendarId={CALENDAR}&{march}"), None).await;
     assert_eq!(ids(&events["events"]), vec![two]);
 }
 
@@ -121,9 +140,13 @@ async fn sending_a_message_then_reading_the_conversation(f: &Flow) {
     assert_eq!(got["lastMessageBody"], "Your quote is ready");
     let messages = f.ok(Method::GET, &format!("/conversations/{conversation}/messages"), None).await;
     // Official files answer `{messages: [...]}` under `messages` or at the top.
-    let listed = if messages["messages"].is_array() { &messages["messages"] } else { &messages["messages"]["messages"] };
+    let listed =
+        if messages["messages"].is_array() { &messages["messages"] } else { &messages["messages"]["messages"] };
     assert!(ids(listed).contains(&message.as_str()), "{messages}");
-    assert!(listed.as_array().unwrap().iter().all(|m| m["body"] == "Your quote is ready"), "ours, not generated: {messages}");
+    assert!(
+        listed.as_array().unwrap().iter().all(|m| m["body"] == "Your quote is ready"),
+        "ours, not generated: {messages}"
+    );
 }
 
 async fn custom_fields_are_listed_after_create(f: &Flow) {
@@ -158,13 +181,22 @@ async fn users_are_the_fixtures(f: &Flow) {
 async fn contact_tasks(f: &Flow) {
     let contact = f.contact("tasks@example.com").await;
     let path = format!("/contacts/{contact}/tasks");
-    let task = f.ok(Method::POST, &path, Some(json!({"title": "Send contract", "dueDate": "2026-03-05T12:00:00Z", "completed": false}))).await;
+    let task = f
+        .ok(
+            Method::POST,
+            &path,
+            Some(json!({"title": "Send contract", "dueDate": "2026-03-05T12:00:00Z", "completed": false})),
+        )
+        .await;
     let task_id = task["task"]["id"].as_str().expect("task id").to_string();
     let list = f.ok(Method::GET, &path, None).await;
     assert_eq!(ids(&list["tasks"]), vec![task_id.as_str()]);
     f.ok(Method::PUT, &format!("{path}/{task_id}/completed"), Some(json!({"completed": true}))).await;
     let got = f.ok(Method::GET, &format!("{path}/{task_id}"), None).await;
-    assert_eq!((got["task"]["completed"].as_bool(), got["task"]["title"].as_str()), (Some(true), Some("Send contract")));
+    assert_eq!(
+        (got["task"]["completed"].as_bool(), got["task"]["title"].as_str()),
+        (Some(true), Some("Send contract"))
+    );
 }
 
 async fn location_tags(f: &Flow) {
@@ -179,8 +211,15 @@ async fn location_tags(f: &Flow) {
 
 async fn moving_an_opportunity_through_the_pipelines_stages(f: &Flow) {
     let pipelines = f.ok(Method::GET, &format!("/opportunities/pipelines?locationId={LOC}"), None).await;
-    let pipeline = pipelines["pipelines"].as_array().unwrap().iter().find(|p| p["id"] == PIPELINE).expect("the seeded pipeline").clone();
-    let stages: Vec<String> = pipeline["stages"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    let pipeline = pipelines["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == PIPELINE)
+        .expect("the seeded pipeline")
+        .clone();
+    let stages: Vec<String> =
+        pipeline["stages"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(stages.len(), 3, "stages are objects with ids: {pipeline}");
     let created = f
         .ok(Method::POST, "/opportunities/", Some(json!({"pipelineId": PIPELINE, "pipelineStageId": stages[0], "locationId": LOC, "name": "Annual plan", "status": "open", "contactId": ANN})))
@@ -189,9 +228,12 @@ async fn moving_an_opportunity_through_the_pipelines_stages(f: &Flow) {
     f.ok(Method::PUT, &format!("/opportunities/{id}"), Some(json!({"pipelineStageId": stages[1]}))).await;
     let got = f.ok(Method::GET, &format!("/opportunities/{id}"), None).await;
     assert_eq!(got["opportunity"]["pipelineStageId"], stages[1].as_str());
-    let (status, refused) = f.call(Method::PUT, &format!("/opportunities/{id}"), Some(json!({"pipelineStageId": "noSuchStage000000001"}))).await;
+    let (status, refused) = f
+        .call(Method::PUT, &format!("/opportunities/{id}"), Some(json!({"pipelineStageId": "noSuchStage000000001"})))
+        .await;
     assert_eq!((status, refused["message"].as_str()), (400, Some("Pipeline stage not found")));
-    let found = f.ok(Method::GET, &format!("/opportunities/search?location_id={LOC}&pipeline_id={PIPELINE}"), None).await;
+    let found =
+        f.ok(Method::GET, &format!("/opportunities/search?location_id={LOC}&pipeline_id={PIPELINE}"), None).await;
     assert!(ids(&found["opportunities"]).contains(&id.as_str()), "{found}");
 }
 
@@ -211,7 +253,8 @@ async fn custom_values(f: &Flow) {
     let id = made["customValue"]["id"].as_str().expect("custom value id").to_string();
     f.ok(Method::PUT, &format!("{path}/{id}"), Some(json!({"name": "Support phone", "value": "+14155550100"}))).await;
     let list = f.ok(Method::GET, &path, None).await;
-    let item = list["customValues"].as_array().unwrap().iter().find(|v| v["id"] == id.as_str()).expect("listed").clone();
+    let item =
+        list["customValues"].as_array().unwrap().iter().find(|v| v["id"] == id.as_str()).expect("listed").clone();
     assert_eq!(item["value"], "+14155550100");
 }
 

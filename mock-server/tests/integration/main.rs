@@ -4,8 +4,8 @@
 mod auth;
 mod concurrency;
 mod control;
-mod flows;
 mod corpus;
+mod flows;
 mod hostile;
 mod journal;
 mod limits;

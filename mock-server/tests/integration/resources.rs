@@ -335,7 +335,8 @@ async fn a_contact_holds_at_most_its_tag_limit_and_repeated_tags_are_kept_once()
     config.limits.max_tags = 4;
     let m = TestMock::start_with(embedded(), unlimited_fixture(&pits()), config, ghl_mock::Clock::frozen(0)).await;
     let a = m.token("A");
-    let (_, c) = call(&m, Method::POST, "/contacts/", &a, Some(json!({"locationId": LOC_A, "email": "tags@example.com"}))).await;
+    let (_, c) =
+        call(&m, Method::POST, "/contacts/", &a, Some(json!({"locationId": LOC_A, "email": "tags@example.com"}))).await;
     let id = c["contact"]["id"].as_str().unwrap();
     let path = format!("/contacts/{id}/tags");
     let (status, tags) = call(&m, Method::POST, &path, &a, Some(json!({"tags": ["a", "b", "a", "c"]}))).await;

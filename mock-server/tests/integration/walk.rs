@@ -350,11 +350,20 @@ fn check_specs_prints_the_resource_table_and_every_stateless_operation_with_its_
     assert!(text.contains(&header), "no '{header}' in:\n{text}");
     assert_eq!(table.bound() + table.stateless.len(), set.operations.len(), "every operation is bound or explained");
     for resource in &table.resources {
-        assert!(text.contains(&format!("  {:<42} ", resource.collection)), "{} is not in the table", resource.collection);
+        assert!(
+            text.contains(&format!("  {:<42} ", resource.collection)),
+            "{} is not in the table",
+            resource.collection
+        );
     }
     for (i, reason) in &table.stateless {
         let op = &set.operations[*i];
-        assert!(text.contains(&format!("  {} {}: {reason}", op.method, op.path)), "{} {} is not explained", op.method, op.path);
+        assert!(
+            text.contains(&format!("  {} {}: {reason}", op.method, op.path)),
+            "{} {} is not explained",
+            op.method,
+            op.path
+        );
     }
     let contacts = table.by_kind("/contacts").expect("contacts are a resource").1;
     assert_eq!(contacts.item.as_deref(), Some("/contacts/{contactId}"));
