@@ -43,9 +43,22 @@ pub fn records(mock: &Mock, fixture: &Fixture, now: i64) -> Vec<(NewRecord, Inde
     let table: &Table = &mock.spec.resources;
     let mut out = Vec::new();
     if let Some((_, locations)) = table.by_kind("/locations") {
+        // The shape HighLevel answers (address, business, settings, …), with
+        // the fixture's own id, name, company and profile over it.
+        let shape = locations
+            .operations
+            .iter()
+            .find(|(_, a)| *a == crate::spec::resources::Action::Get)
+            .and_then(|(i, _)| table.binding(*i))
+            .map(|b| b.single.iter().fold(&*b.frame, |v, k| v.get(k).unwrap_or(&Value::Null)).clone())
+            .and_then(|v| match v {
+                Value::Object(m) => Some(m),
+                _ => None,
+            })
+            .unwrap_or_default();
         let world = mock.world();
         for location in world.locations() {
-            let mut record = Map::new();
+            let mut record = shape.clone();
             record.insert(locations.id_field.clone(), json!(location.id));
             record.insert("name".into(), json!(location.name));
             record.insert("companyId".into(), json!(location.company_id));
@@ -57,7 +70,7 @@ pub fn records(mock: &Mock, fixture: &Fixture, now: i64) -> Vec<(NewRecord, Inde
                 .map(|l| l.profile.clone())
                 .unwrap_or_default();
             for (k, v) in profile {
-                record.entry(k).or_insert(v);
+                record.insert(k, v);
             }
             // Kept under its company, so the agency lists it.
             let mut seeded = new(&locations.kind, &location.company_id, record, now);
