@@ -155,7 +155,7 @@ async fn health(State(mock): State<Shared>) -> Answer {
 }
 
 async fn world(State(mock): State<Shared>) -> Answer {
-    let w = mock.world();
+    let w = mock.world().await.map_err(|e| unavailable(&mock, e))?;
     let mut companies: Vec<_> = w.companies().cloned().collect();
     companies.sort_by(|a, b| a.id.cmp(&b.id));
     let mut locations: Vec<_> = w.locations().cloned().collect();
@@ -164,14 +164,20 @@ async fn world(State(mock): State<Shared>) -> Answer {
 }
 
 async fn list(State(mock): State<Shared>) -> Answer {
-    let w = mock.world();
+    let w = mock.world().await.map_err(|e| unavailable(&mock, e))?;
     let mut views: Vec<_> = w.integrations().map(|pi| pi.view()).collect();
     views.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
     ok(json!({"integrations": views}))
 }
 
 async fn show(State(mock): State<Shared>, Path(id): Path<String>) -> Answer {
-    let view = mock.world().integration(&id).map(|pi| pi.view()).map_err(|e| world_refusal(&mock, e))?;
+    let view = mock
+        .world()
+        .await
+        .map_err(|e| unavailable(&mock, e))?
+        .integration(&id)
+        .map(|pi| pi.view())
+        .map_err(|e| world_refusal(&mock, e))?;
     ok(json!({"integration": view}))
 }
 
@@ -205,12 +211,27 @@ async fn create(State(mock): State<Shared>, body: Bytes) -> Answer {
     let scopes = scopes(&mock, &req.scopes)?;
     let (id, token) = mock
         .change_world(|w| {
-            mock.with_rng(|rng| w.create_integration(&req.name, &req.description, req.owner, scopes, req.token, rng))
+            mock.with_rng(|rng| {
+                w.create_integration(
+                    &req.name,
+                    &req.description,
+                    req.owner.clone(),
+                    scopes.clone(),
+                    req.token.clone(),
+                    rng,
+                )
+            })
         })
         .await
         .map_err(|e| unavailable(&mock, e))?
         .map_err(|e| world_refusal(&mock, e))?;
-    let view = mock.world().integration(&id).map(|pi| pi.view()).map_err(|e| world_refusal(&mock, e))?;
+    let view = mock
+        .world()
+        .await
+        .map_err(|e| unavailable(&mock, e))?
+        .integration(&id)
+        .map(|pi| pi.view())
+        .map_err(|e| world_refusal(&mock, e))?;
     tracing::info!(integration = %id, token = %view.token_fingerprint, "private integration created");
     Ok((StatusCode::CREATED, Json(json!({"integration": view, "token": token}))).into_response())
 }
@@ -227,7 +248,9 @@ async fn edit(State(mock): State<Shared>, Path(id): Path<String>, body: Bytes) -
     let req: EditIntegration = parse(&mock, &body)?;
     let scopes = req.scopes.as_deref().map(|s| scopes(&mock, s)).transpose()?;
     let view = mock
-        .change_world(|w| w.edit_integration(&id, req.name, req.description, scopes).map(|pi| pi.view()))
+        .change_world(|w| {
+            w.edit_integration(&id, req.name.clone(), req.description.clone(), scopes.clone()).map(|pi| pi.view())
+        })
         .await
         .map_err(|e| unavailable(&mock, e))?
         .map_err(|e| world_refusal(&mock, e))?;
@@ -265,7 +288,13 @@ async fn rotate(State(mock): State<Shared>, Path(id): Path<String>, body: Bytes)
         .await
         .map_err(|e| unavailable(&mock, e))?
         .map_err(|e| world_refusal(&mock, e))?;
-    let view = mock.world().integration(&id).map(|pi| pi.view()).map_err(|e| world_refusal(&mock, e))?;
+    let view = mock
+        .world()
+        .await
+        .map_err(|e| unavailable(&mock, e))?
+        .integration(&id)
+        .map(|pi| pi.view())
+        .map_err(|e| world_refusal(&mock, e))?;
     tracing::info!(integration = %id, token = %view.token_fingerprint, grace, "private integration rotated");
     ok(json!({"integration": view, "token": token}))
 }
@@ -339,7 +368,7 @@ async fn advance_clock(State(mock): State<Shared>, body: Bytes) -> Answer {
 }
 
 async fn list_apps(State(mock): State<Shared>) -> Answer {
-    let w = mock.world();
+    let w = mock.world().await.map_err(|e| unavailable(&mock, e))?;
     let mut apps: Vec<Value> =
         w.apps.values().map(|a| json!({"client_id": a.client_id, "name": a.name, "scopes": a.scopes})).collect();
     apps.sort_by(|a, b| a["client_id"].as_str().cmp(&b["client_id"].as_str()));
@@ -362,7 +391,7 @@ async fn create_app(State(mock): State<Shared>, body: Bytes) -> Answer {
     scopes(&mock, &req.scopes)?;
     let client_id =
         req.client_id.unwrap_or_else(|| format!("{}-{}", mock.with_rng(crate::respond::generate::id), "mock"));
-    if mock.world().apps.contains_key(&client_id) {
+    if mock.world().await.map_err(|e| unavailable(&mock, e))?.apps.contains_key(&client_id) {
         return Err(refuse(&mock, StatusCode::CONFLICT, format!("an app with client_id '{client_id}' exists")));
     }
     let app = crate::world::OAuthApp {
@@ -371,7 +400,7 @@ async fn create_app(State(mock): State<Shared>, body: Bytes) -> Answer {
         name: req.name,
         scopes: req.scopes,
     };
-    mock.change_world(|w| w.apps.insert(client_id, app.clone())).await.map_err(|e| unavailable(&mock, e))?;
+    mock.change_world(|w| w.apps.insert(client_id.clone(), app.clone())).await.map_err(|e| unavailable(&mock, e))?;
     Ok((StatusCode::CREATED, Json(json!({"app": app}))).into_response())
 }
 
@@ -389,7 +418,8 @@ struct IssueCode {
 /// Stands in for a user approving an app install: an authorization code.
 async fn issue_code(State(mock): State<Shared>, body: Bytes) -> Answer {
     let req: IssueCode = parse(&mock, &body)?;
-    let app_scopes = mock.world().apps.get(&req.client_id).map(|a| a.scopes.clone());
+    let app_scopes =
+        mock.world().await.map_err(|e| unavailable(&mock, e))?.apps.get(&req.client_id).map(|a| a.scopes.clone());
     let Some(app_scopes) = app_scopes else {
         return Err(refuse(&mock, StatusCode::NOT_FOUND, format!("no OAuth app with client_id '{}'", req.client_id)));
     };
@@ -399,7 +429,7 @@ async fn issue_code(State(mock): State<Shared>, body: Bytes) -> Answer {
         return Err(refuse(&mock, StatusCode::BAD_REQUEST, format!("the app may not be granted scope '{extra}'")));
     }
     let company_id = {
-        let w = mock.world();
+        let w = mock.world().await.map_err(|e| unavailable(&mock, e))?;
         match &req.owner {
             Owner::Location(l) => w.location(l).map(|l| l.company_id.clone()),
             Owner::Company(c) => w.company(c).map(|c| c.id.clone()),
@@ -422,8 +452,8 @@ struct LimitsQuery {
     client_id: Option<String>,
 }
 
-fn limits_key(mock: &Shared, resource: &str, client_id: Option<String>) -> Result<(RateKey, Profile), Refusal> {
-    let w = mock.world();
+async fn limits_key(mock: &Shared, resource: &str, client_id: Option<String>) -> Result<(RateKey, Profile), Refusal> {
+    let w = mock.world().await.map_err(|e| unavailable(mock, e))?;
     let owner = if w.location(resource).is_some() {
         Owner::Location(resource.to_string())
     } else if w.company(resource).is_some() {
@@ -439,16 +469,17 @@ fn limits_key(mock: &Shared, resource: &str, client_id: Option<String>) -> Resul
     Ok((key, profile))
 }
 
-fn limits_view(mock: &Shared, key: &RateKey, profile: Profile) -> Value {
-    let headers = mock.limiter.peek(key, profile, mock.clock.now_ms());
+async fn limits_view(mock: &Shared, key: &RateKey, profile: Profile) -> Result<Value, Refusal> {
+    let headers =
+        mock.counters.peek(key, profile, mock.clock.now_ms()).await.map_err(|e| unavailable(mock, e.into()))?;
     let pairs: serde_json::Map<String, Value> =
         headers.pairs().into_iter().map(|(k, v)| (k.to_string(), Value::String(v))).collect();
-    json!({"profile": profile, "headers": pairs})
+    Ok(json!({"profile": profile, "headers": pairs}))
 }
 
 async fn show_limits(State(mock): State<Shared>, Path(resource): Path<String>, Query(q): Query<LimitsQuery>) -> Answer {
-    let (key, profile) = limits_key(&mock, &resource, q.client_id)?;
-    ok(limits_view(&mock, &key, profile))
+    let (key, profile) = limits_key(&mock, &resource, q.client_id).await?;
+    ok(limits_view(&mock, &key, profile).await?)
 }
 
 async fn set_limits(State(mock): State<Shared>, Path(resource): Path<String>, body: Bytes) -> Answer {
@@ -456,17 +487,17 @@ async fn set_limits(State(mock): State<Shared>, Path(resource): Path<String>, bo
     if profile.burst == 0 || profile.window_ms == 0 || profile.daily == 0 {
         return Err(refuse(&mock, StatusCode::BAD_REQUEST, "`burst`, `window_ms` and `daily` must be positive"));
     }
-    limits_key(&mock, &resource, None)?;
+    limits_key(&mock, &resource, None).await?;
     mock.change_world(|w| w.rate_limits.insert(resource.clone(), profile)).await.map_err(|e| unavailable(&mock, e))?;
-    let (key, profile) = limits_key(&mock, &resource, None)?;
-    ok(limits_view(&mock, &key, profile))
+    let (key, profile) = limits_key(&mock, &resource, None).await?;
+    ok(limits_view(&mock, &key, profile).await?)
 }
 
 async fn exhaust_daily(State(mock): State<Shared>, Path(resource): Path<String>, body: Bytes) -> Answer {
     let q: LimitsQuery = parse(&mock, &body)?;
-    let (key, profile) = limits_key(&mock, &resource, q.client_id)?;
-    mock.limiter.exhaust_daily(&key, profile, mock.clock.now_ms());
-    ok(limits_view(&mock, &key, profile))
+    let (key, profile) = limits_key(&mock, &resource, q.client_id).await?;
+    mock.counters.exhaust_daily(&key, profile, mock.clock.now_ms()).await.map_err(|e| unavailable(&mock, e.into()))?;
+    ok(limits_view(&mock, &key, profile).await?)
 }
 
 #[derive(Deserialize)]
@@ -478,7 +509,7 @@ struct BurstRemaining {
 
 async fn burst_remaining(State(mock): State<Shared>, Path(resource): Path<String>, body: Bytes) -> Answer {
     let req: BurstRemaining = parse(&mock, &body)?;
-    let (key, profile) = limits_key(&mock, &resource, req.client_id)?;
+    let (key, profile) = limits_key(&mock, &resource, req.client_id).await?;
     if req.remaining > profile.burst {
         return Err(refuse(
             &mock,
@@ -486,12 +517,15 @@ async fn burst_remaining(State(mock): State<Shared>, Path(resource): Path<String
             format!("`remaining` must be at most the burst of {}", profile.burst),
         ));
     }
-    mock.limiter.set_burst_remaining(&key, profile, req.remaining, mock.clock.now_ms());
-    ok(limits_view(&mock, &key, profile))
+    mock.counters
+        .set_burst_remaining(&key, profile, req.remaining, mock.clock.now_ms())
+        .await
+        .map_err(|e| unavailable(&mock, e.into()))?;
+    ok(limits_view(&mock, &key, profile).await?)
 }
 
 async fn list_injections(State(mock): State<Shared>) -> Answer {
-    ok(json!({"injections": mock.limiter.injections()}))
+    ok(json!({"injections": mock.counters.injections().await.map_err(|e| unavailable(&mock, e.into()))?}))
 }
 
 /// "The next N requests of this location, token or path get 429". A token
@@ -501,31 +535,36 @@ async fn inject(State(mock): State<Shared>, body: Bytes) -> Answer {
     if rule.count == 0 {
         return Err(refuse(&mock, StatusCode::BAD_REQUEST, "`count` must be at least 1"));
     }
-    let id = mock.inject(rule);
-    Ok((StatusCode::CREATED, Json(json!({"id": id, "injections": mock.limiter.injections()}))).into_response())
+    let id = mock.inject(rule).await.map_err(|e| unavailable(&mock, e))?;
+    let injections = mock.counters.injections().await.map_err(|e| unavailable(&mock, e.into()))?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "injections": injections}))).into_response())
 }
 
 async fn remove_injection(State(mock): State<Shared>, Path(id): Path<u64>) -> Answer {
-    if !mock.limiter.remove_injection(id) {
+    if !mock.counters.remove_injection(id).await.map_err(|e| unavailable(&mock, e.into()))? {
         return Err(refuse(&mock, StatusCode::NOT_FOUND, format!("no injected rule with id {id}")));
     }
     ok(json!({"removed": id}))
 }
 
 async fn list_rules(State(mock): State<Shared>) -> Answer {
-    ok(json!({"rules": mock.rules.list()}))
+    ok(json!({"rules": mock.scenarios.list().await.map_err(|e| unavailable(&mock, e.into()))?}))
 }
 
 /// "The next N calls of this method and path get this status, body, delay or fault."
 async fn add_rule(State(mock): State<Shared>, body: Bytes) -> Answer {
     let rule: crate::respond::control::Rule = parse(&mock, &body)?;
     rule.check().map_err(|e| refuse(&mock, StatusCode::BAD_REQUEST, e))?;
-    let id = mock.rules.add(rule);
-    Ok((StatusCode::CREATED, Json(json!({"id": id, "rules": mock.rules.list()}))).into_response())
+    let id = mock.scenarios.add(rule).await.map_err(|e| unavailable(&mock, e.into()))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "rules": mock.scenarios.list().await.map_err(|e| unavailable(&mock, e.into()))?})),
+    )
+        .into_response())
 }
 
 async fn remove_rule(State(mock): State<Shared>, Path(id): Path<u64>) -> Answer {
-    if !mock.rules.remove(id) {
+    if !mock.scenarios.remove(id).await.map_err(|e| unavailable(&mock, e.into()))? {
         return Err(refuse(&mock, StatusCode::NOT_FOUND, format!("no rule with id {id}")));
     }
     ok(json!({"removed": id}))

@@ -30,7 +30,7 @@ pub mod validate;
 pub mod world;
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, OnceLock};
 
 pub use clock::Clock;
 pub use config::{Config, Fidelity};
@@ -45,7 +45,8 @@ pub struct Mock {
     pub spec: Arc<SpecSet>,
     pub config: Config,
     pub clock: Clock,
-    world: RwLock<World>,
+    /// The directory and the credentials.
+    pub worlds: Arc<dyn state::Worlds>,
     /// Resources: every record of every inferred kind.
     pub records: Arc<dyn state::Records>,
     memory: Arc<Memory>,
@@ -62,8 +63,10 @@ pub struct Mock {
     /// from `--seed`, so that nothing minted after a restart repeats.
     rng: Mutex<fastrand::Rng>,
     pub oauth: auth::oauth::OAuth,
-    pub limiter: limits::Limiter,
-    pub rules: respond::control::Rules,
+    /// Rate counters, daily quotas and injected 429s.
+    pub counters: Arc<dyn state::Counters>,
+    /// Answer rules with counts.
+    pub scenarios: Arc<dyn state::Scenarios>,
     /// Issue 8: the newest API requests, for `/__admin/journal` and the report.
     pub journal: journal::Journal,
 }
@@ -103,7 +106,7 @@ impl Mock {
             fixture::build(&fixture.0, &fixture.1, strict.then_some(&known_scopes), &mut rng)?;
         let bounds =
             state::Bounds { max_records: config.limits.max_records, max_bytes: config.limits.max_record_bytes };
-        let memory = Arc::new(Memory::new(bounds));
+        let memory = Arc::new(Memory::new(bounds, World::default()));
         // A saved state wins over the fixture; the fixture stays for `reset`.
         let mut restored = false;
         if let Some(path) = &config.state_file {
@@ -120,14 +123,18 @@ impl Mock {
                 }
             }
         }
-        let injections = fixture.1.rate_limit_injections.clone();
+        memory.replace_world(world);
+        let limiter = limits::Limiter::new(config_rate);
+        for rule in fixture.1.rate_limit_injections.clone() {
+            limiter.inject(fingerprinted(rule));
+        }
         let journal = journal::Journal::new(config.journal_capacity); // issue 8
         let duplicates_allowed = fixture::duplicates_allowed(&fixture.1);
         let mock = Arc::new(Self {
             spec: Arc::new(spec),
             config,
             clock,
-            world: RwLock::new(world),
+            worlds: memory.clone(),
             records: memory.clone(),
             memory,
             log: OnceLock::new(),
@@ -137,8 +144,8 @@ impl Mock {
             known_scopes,
             rng: Mutex::new(rng),
             oauth: auth::oauth::OAuth::default(),
-            limiter: limits::Limiter::new(config_rate),
-            rules: respond::control::Rules::default(),
+            counters: Arc::new(limiter),
+            scenarios: Arc::new(respond::control::Rules::default()),
             journal,
         });
         if restored {
@@ -151,14 +158,13 @@ impl Mock {
         }
         if let Some(path) = &mock.config.state_file {
             // The replayed log, rewritten as one snapshot.
-            let mut entries = vec![persist::world_entry(&mock.world())];
+            let mut entries = vec![persist::world_entry(&mock.memory.world_now())];
             entries.extend(mock.memory.snapshot_entries());
             let log =
                 Arc::new(state::log::create_blocking(path, entries).map_err(|e| StartError::State(e.to_string()))?);
             mock.memory.set_durable(Arc::new(persist::LogSink(log.clone())));
             let _ = mock.log.set(log);
         }
-        mock.arm_injections(injections);
         Ok(Started { mock, tokens })
     }
 
@@ -171,22 +177,23 @@ impl Mock {
         Ok(())
     }
 
-    pub fn world(&self) -> RwLockReadGuard<'_, World> {
-        self.world.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The world as it stands: an owned snapshot, no lock held.
+    pub async fn world(&self) -> Result<Arc<World>, error::ApiError> {
+        Ok(self.worlds.read().await?)
     }
 
-    /// Changes the world; with `--state`, returns once the change is on disk.
-    pub async fn change_world<T>(&self, f: impl FnOnce(&mut World) -> T) -> Result<T, error::ApiError> {
-        let (out, pending) = self.memory.shared(|| {
-            let mut world = self.world.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let out = f(&mut world);
-            let pending = self.log.get().map(|log| log.append(vec![persist::world_entry(&world)]));
-            (out, pending)
-        });
-        if let Some(pending) = pending {
-            pending.await.map_err(|e| error::ApiError::Unavailable { message: e.to_string() })?;
-        }
-        Ok(out)
+    /// The world as it stands, outside a request (start-up, seeding).
+    pub fn world_now(&self) -> Arc<World> {
+        self.memory.world_now()
+    }
+
+    /// Changes the world in one atomic step; with `--state`, returns once
+    /// the change is on disk. `f` may run more than once on a networked
+    /// store; its last result is returned.
+    pub async fn change_world<T: Send>(&self, mut f: impl FnMut(&mut World) -> T + Send) -> Result<T, error::ApiError> {
+        let mut out = None;
+        self.worlds.change(&mut |w| out = Some(f(w))).await?;
+        out.ok_or_else(|| error::ApiError::Unavailable { message: "the world change did not run".into() })
     }
 
     pub fn with_rng<T>(&self, f: impl FnOnce(&mut fastrand::Rng) -> T) -> T {
@@ -213,7 +220,7 @@ impl Mock {
             .clear()
             .await
             .map_err(|e| resources::record_error(self, resources::Family::Generic, "Record", e))?;
-        self.change_world(|w| *w = world).await?;
+        self.change_world(|w| *w = world.clone()).await?;
         for (new, indexing) in resources::seed::records(self, &self.fixture.1, self.clock.now_ms()) {
             self.records
                 .insert(new, indexing)
@@ -221,27 +228,18 @@ impl Mock {
                 .map_err(|e| resources::record_error(self, resources::Family::Generic, "Record", e))?;
         }
         self.oauth.clear();
-        self.limiter.clear();
-        self.rules.clear();
-        self.arm_injections(self.fixture.1.rate_limit_injections.clone());
-        Ok(tokens)
-    }
-
-    fn arm_injections(&self, injections: Vec<limits::Injection>) {
-        for rule in injections {
-            self.inject(rule);
+        self.counters.clear().await?;
+        self.scenarios.clear().await?;
+        for rule in self.fixture.1.rate_limit_injections.clone() {
+            self.inject(rule).await?;
         }
+        Ok(tokens)
     }
 
     /// Arms an injected 429 rule; a token given whole is kept only as its
     /// fingerprint. Returns the rule's id.
-    pub fn inject(&self, mut rule: limits::Injection) -> u64 {
-        if let limits::Target::Token(t) = &mut rule.target {
-            if !t.contains(':') {
-                *t = auth::secret::fingerprint(t);
-            }
-        }
-        self.limiter.inject(rule)
+    pub async fn inject(&self, rule: limits::Injection) -> Result<u64, error::ApiError> {
+        Ok(self.counters.inject(fingerprinted(rule)).await?)
     }
 
     /// Rewrites the `--state` log as one snapshot once it has grown past
@@ -252,7 +250,7 @@ impl Mock {
             return Ok(false);
         }
         let done = self.memory.exclusive(|| {
-            let mut entries = vec![persist::world_entry(&self.world())];
+            let mut entries = vec![persist::world_entry(&self.memory.world_now())];
             entries.extend(self.memory.snapshot_entries());
             log.compact(entries)
         });
@@ -264,17 +262,27 @@ impl Mock {
     /// What a caller's requests are counted against, and under which limits:
     /// a PIT's location or company (shared by all its PITs), or an OAuth app's
     /// traffic for one.
-    pub fn rate_key(&self, who: &auth::check::Principal) -> (limits::RateKey, limits::Profile) {
+    pub fn rate_key(&self, world: &World, who: &auth::check::Principal) -> (limits::RateKey, limits::Profile) {
         let resource = match &who.owner {
             world::Owner::Location(id) | world::Owner::Company(id) => id.clone(),
         };
-        let profile = self.world().rate_profile(&who.owner);
+        let profile = world.rate_profile(&who.owner);
         let key = match &who.client_id {
             Some(client_id) => limits::RateKey::App { client_id: client_id.clone(), resource },
             None => limits::RateKey::Resource(resource),
         };
         (key, profile)
     }
+}
+
+/// An injected rule names a token only by its fingerprint.
+fn fingerprinted(mut rule: limits::Injection) -> limits::Injection {
+    if let limits::Target::Token(t) = &mut rule.target {
+        if !t.contains(':') {
+            *t = auth::secret::fingerprint(t);
+        }
+    }
+    rule
 }
 
 /// The HTTP app: the control plane under `/__admin/` and the API surface of

@@ -73,6 +73,20 @@ pub async fn handle(State(mock): State<Arc<Mock>>, request: Request) -> Response
     response
 }
 
+/// A refusal before the limiter counts: it shows the caller's rate-limit
+/// headers as they stand.
+async fn before_limiter(
+    mock: &Mock,
+    principal: &Option<(Principal, crate::limits::RateKey, crate::limits::Profile)>,
+    rate: &mut RateState,
+    e: ApiError,
+) -> ApiError {
+    if let Some((_, key, profile)) = principal {
+        rate.headers = current_rate(mock, key, *profile).await;
+    }
+    e
+}
+
 /// A random UUID v4 for the trace header. Not a secret, so drawn from the
 /// thread's fast generator rather than the operating system's (a system call
 /// for every request showed in the profile).
@@ -82,8 +96,16 @@ fn trace_id() -> String {
 }
 
 /// The caller's rate-limit headers as they stand, without counting.
-fn current_rate(mock: &Mock, key: &crate::limits::RateKey, profile: crate::limits::Profile) -> Option<RateHeaders> {
-    mock.config.rate_limits.then(|| mock.limiter.peek(key, profile, mock.clock.now_ms()))
+async fn current_rate(
+    mock: &Mock,
+    key: &crate::limits::RateKey,
+    profile: crate::limits::Profile,
+) -> Option<RateHeaders> {
+    if !mock.config.rate_limits {
+        return None;
+    }
+    // A store that cannot answer leaves the headers off; the refusal still goes out.
+    mock.counters.peek(key, profile, mock.clock.now_ms()).await.ok()
 }
 
 /// What the rate-limit stage leaves for the answer's headers.
@@ -131,32 +153,29 @@ async fn answer(
             .unwrap_or_default(),
     };
 
+    let world = mock.world().await?;
     let mut principal = None;
     if !op.security.is_empty() {
         seen.named_location(|| check::named_locations(op, &incoming.path_params, &incoming.query, None).pop());
-        let who = authenticate(mock, &parts.headers)?;
+        let who = authenticate(mock, &world, &parts.headers)?;
         seen.token(&who.fingerprint);
         // From here on every answer shows the caller's rate-limit state: a
         // refusal before the limiter counts shows it as it stands (looked up
         // only then, to keep the successful path to one limiter call).
-        let (key, profile) = mock.rate_key(&who);
+        let (key, profile) = mock.rate_key(&world, &who);
         seen.location(key.resource());
         let checked = check::check_version(&parts.headers, op, &mock.config.fidelity)
             .and_then(|()| check::check_security(op, &who));
         if let Err(e) = checked {
-            rate.headers = current_rate(mock, &key, profile);
+            rate.headers = current_rate(mock, &key, profile).await;
             return Err(e.into());
         }
         principal = Some((who, key, profile));
     }
-    let before_limiter = |rate: &mut RateState, e: ApiError| {
-        if let Some((_, key, profile)) = &principal {
-            rate.headers = current_rate(mock, key, *profile);
-        }
-        e
+    let bytes = match read_body(body, &mock.config.limits).await {
+        Ok(bytes) => bytes,
+        Err(e) => return Err(before_limiter(mock, &principal, rate, e).await),
     };
-
-    let bytes = read_body(body, &mock.config.limits).await.map_err(|e| before_limiter(rate, e))?;
     seen.body(&bytes);
     let body = parse_body(&parts.headers, &bytes, mock.config.limits.max_json_depth);
 
@@ -167,10 +186,12 @@ async fn answer(
             &incoming.query,
             body.as_ref().ok().and_then(Option::as_ref),
         );
-        check::check_location(who, &named, &mock.world()).map_err(|e| before_limiter(rate, e.into()))?;
+        if let Err(e) = check::check_location(who, &named, &world) {
+            return Err(before_limiter(mock, &principal, rate, e.into()).await);
+        }
     }
     if let (Some((who, key, profile)), true) = (&principal, mock.config.rate_limits) {
-        let decision = mock.limiter.check(key, *profile, &who.fingerprint, path, mock.clock.now_ms());
+        let decision = mock.counters.hit(key, *profile, &who.fingerprint, path, mock.clock.now_ms()).await?;
         rate.headers = Some(decision.headers);
         rate.refusal = decision.reason;
         if !decision.allowed {
@@ -192,7 +213,7 @@ async fn answer(
     }
 
     let who = principal.as_ref().map(|(who, _, _)| who);
-    if let Some(answer) = owned_answer(mock, &incoming, who, body.as_ref())? {
+    if let Some(answer) = owned_answer(mock, &world, &incoming, who, body.as_ref())? {
         return Ok(json_response(StatusCode::OK, Bytes::from(serde_json::to_vec(&answer).unwrap_or_default())));
     }
     if let Some(binding) = mock.spec.resources.binding(index) {
@@ -206,6 +227,7 @@ async fn answer(
             resource,
             family: crate::resources::Family::of(&resource.kind),
             who,
+            world: &world,
             path_params: &incoming.path_params,
             query: &incoming.query,
             body: body.as_ref(),
@@ -264,7 +286,7 @@ async fn controlled(
     let op = incoming.op;
     let prefer = headers.get("prefer").and_then(|v| v.to_str().ok());
     let mut preference = Preference::read(prefer, &incoming.query);
-    if let Some(rule) = mock.rules.take(op.method.as_str(), path) {
+    if let Some(rule) = mock.scenarios.take(op.method.as_str(), path).await.ok().flatten() {
         if let Some(delay) = rule.latency() {
             tokio::time::sleep(delay).await;
         }
@@ -313,6 +335,7 @@ fn check_content_type(op: &Operation, headers: &axum::http::HeaderMap, bytes: &B
 /// Answers of the operations the mock owns state for, by method and path.
 fn owned_answer(
     mock: &Mock,
+    world: &crate::World,
     incoming: &Incoming<'_>,
     who: Option<&Principal>,
     body: Option<&Value>,
@@ -322,17 +345,17 @@ fn owned_answer(
         return Ok(None);
     }
     match (op.path.trim_end_matches('/'), who) {
-        ("/oauth/token", _) => crate::respond::oauth::token(mock, body).map(Some),
+        ("/oauth/token", _) => crate::respond::oauth::token(mock, world, body).map(Some),
         ("/oauth/locationToken", Some(who)) => crate::respond::oauth::location_token(mock, who, body).map(Some),
         _ => Ok(None),
     }
 }
 
 /// Steps 2–5: who the bearer token stands for.
-fn authenticate(mock: &Mock, headers: &axum::http::HeaderMap) -> Result<Principal, AuthError> {
+fn authenticate(mock: &Mock, world: &crate::World, headers: &axum::http::HeaderMap) -> Result<Principal, AuthError> {
     let token = check::bearer(headers)?;
     if token.starts_with("pit-") {
-        let holder = mock.world().pit(token, mock.clock.now_ms()).ok_or(AuthError::InvalidPit)?;
+        let holder = world.pit(token, mock.clock.now_ms()).ok_or(AuthError::InvalidPit)?;
         return Ok(Principal {
             kind: TokenKind::Pit,
             owner: holder.owner,

@@ -144,7 +144,7 @@ pub enum WorldError {
     Invalid(String),
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct World {
     companies: HashMap<String, Company>,
     locations: HashMap<String, Location>,

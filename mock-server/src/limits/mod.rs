@@ -333,5 +333,68 @@ impl Limiter {
     }
 }
 
+/// The in-memory backend of the counters: this limiter, whose every call is
+/// one short lock of one shard.
+#[async_trait::async_trait]
+impl crate::state::Counters for Limiter {
+    async fn hit(
+        &self,
+        key: &RateKey,
+        profile: Profile,
+        token_fingerprint: &str,
+        path: &str,
+        now_ms: i64,
+    ) -> Result<Decision, crate::state::StateError> {
+        Ok(self.check(key, profile, token_fingerprint, path, now_ms))
+    }
+
+    async fn peek(
+        &self,
+        key: &RateKey,
+        profile: Profile,
+        now_ms: i64,
+    ) -> Result<RateHeaders, crate::state::StateError> {
+        Ok(Limiter::peek(self, key, profile, now_ms))
+    }
+
+    async fn exhaust_daily(
+        &self,
+        key: &RateKey,
+        profile: Profile,
+        now_ms: i64,
+    ) -> Result<(), crate::state::StateError> {
+        Limiter::exhaust_daily(self, key, profile, now_ms);
+        Ok(())
+    }
+
+    async fn set_burst_remaining(
+        &self,
+        key: &RateKey,
+        profile: Profile,
+        remaining: u32,
+        now_ms: i64,
+    ) -> Result<(), crate::state::StateError> {
+        Limiter::set_burst_remaining(self, key, profile, remaining, now_ms);
+        Ok(())
+    }
+
+    async fn inject(&self, rule: Injection) -> Result<u64, crate::state::StateError> {
+        Ok(Limiter::inject(self, rule))
+    }
+
+    async fn injections(&self) -> Result<Vec<ActiveInjection>, crate::state::StateError> {
+        Ok(Limiter::injections(self))
+    }
+
+    async fn remove_injection(&self, id: u64) -> Result<bool, crate::state::StateError> {
+        Ok(Limiter::remove_injection(self, id))
+    }
+
+    async fn clear(&self) -> Result<(), crate::state::StateError> {
+        Limiter::clear(self);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -380,7 +380,7 @@ pub async fn after_create(call: &Call<'_>, stored: &Stored) -> Result<(), ApiErr
     let name = stored.record.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
     let location = crate::world::Location { id: stored.id.clone(), name, company_id: company };
     call.mock
-        .change_world(|w| w.add_location(location))
+        .change_world(|w| w.add_location(location.clone()))
         .await?
         .map_err(|e| ApiError::BadRequest { message: e.to_string(), meta: None })
 }

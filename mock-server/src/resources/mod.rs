@@ -43,6 +43,8 @@ pub struct Call<'a> {
     pub resource: &'a Resource,
     pub family: Family,
     pub who: Option<&'a Principal>,
+    /// The world as this request found it.
+    pub world: &'a crate::World,
     pub path_params: &'a [(String, String)],
     pub query: &'a [(String, String)],
     pub body: Option<&'a Value>,
@@ -118,9 +120,7 @@ impl Call<'_> {
     pub fn may_access(&self, location: &str) -> Result<(), ApiError> {
         let ok = match self.who.map(|w| &w.owner) {
             Some(Owner::Location(own)) => own == location,
-            Some(Owner::Company(company)) => {
-                company == location || self.mock.world().company_has_location(company, location)
-            }
+            Some(Owner::Company(company)) => company == location || self.world.company_has_location(company, location),
             // Operations without security act in the location they name.
             None => true,
         };

@@ -56,7 +56,7 @@ pub fn records(mock: &Mock, fixture: &Fixture, now: i64) -> Vec<(NewRecord, Inde
                 _ => None,
             })
             .unwrap_or_default();
-        let world = mock.world();
+        let world = mock.world_now();
         for location in world.locations() {
             let mut record = shape.clone();
             record.insert(locations.id_field.clone(), json!(location.id));

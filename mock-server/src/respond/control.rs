@@ -247,6 +247,31 @@ pub fn faulty(fault: Fault, status: StatusCode, body: Bytes) -> Response {
     response
 }
 
+/// The in-memory backend of the scenarios.
+#[async_trait::async_trait]
+impl crate::state::Scenarios for Rules {
+    async fn add(&self, rule: Rule) -> Result<u64, crate::state::StateError> {
+        Ok(Rules::add(self, rule))
+    }
+
+    async fn list(&self) -> Result<Vec<Rule>, crate::state::StateError> {
+        Ok(Rules::list(self))
+    }
+
+    async fn remove(&self, id: u64) -> Result<bool, crate::state::StateError> {
+        Ok(Rules::remove(self, id))
+    }
+
+    async fn clear(&self) -> Result<(), crate::state::StateError> {
+        Rules::clear(self);
+        Ok(())
+    }
+
+    async fn take(&self, method: &str, path: &str) -> Result<Option<Rule>, crate::state::StateError> {
+        Ok(Rules::take(self, method, path))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

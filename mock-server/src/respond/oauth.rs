@@ -16,17 +16,14 @@ fn field<'a>(body: Option<&'a Value>, name: &str) -> Option<&'a str> {
 }
 
 /// `POST /oauth/token`, form-encoded.
-pub fn token(mock: &Mock, body: Option<&Value>) -> Result<Value, ApiError> {
+pub fn token(mock: &Mock, world: &crate::World, body: Option<&Value>) -> Result<Value, ApiError> {
     let need =
         |name: &str| field(body, name).ok_or_else(|| OAuthError::invalid_request(format!("`{name}` is required")));
     let client_id = need("client_id")?;
     let client_secret = need("client_secret")?;
     let grant_type = need("grant_type")?;
-    let known = mock
-        .world()
-        .apps
-        .get(client_id)
-        .is_some_and(|app| secret::hash(&app.client_secret) == secret::hash(client_secret));
+    let known =
+        world.apps.get(client_id).is_some_and(|app| secret::hash(&app.client_secret) == secret::hash(client_secret));
     if !known {
         return Err(OAuthError::invalid_client().into());
     }

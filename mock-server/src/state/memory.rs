@@ -15,7 +15,11 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use serde_json::{json, Value};
 
-use super::{Bounds, Change, Filter, Indexing, Listed, NewRecord, Query, Record, RecordError, Records, Stored};
+use super::{
+    Bounds, Change, Filter, Indexing, Listed, NewRecord, Query, Record, RecordError, Records, StateError, Stored,
+    Worlds,
+};
+use crate::world::World;
 
 /// A change's way to disk: `submit` queues the entry at once (in order) and
 /// the future resolves when it is durable.
@@ -54,6 +58,8 @@ pub struct Memory {
     /// exclusively by a snapshot, so that no change falls between a snapshot
     /// and the compaction that writes it.
     gate: RwLock<()>,
+    /// The world, copied on write: a read is one `Arc` clone.
+    world: RwLock<Arc<World>>,
 }
 
 /// About how many bytes a JSON value holds in memory.
@@ -210,8 +216,24 @@ impl Shard {
 }
 
 impl Memory {
-    pub fn new(bounds: Bounds) -> Self {
-        Self { kinds: RwLock::new(HashMap::new()), bounds, durable: OnceLock::new(), gate: RwLock::new(()) }
+    pub fn new(bounds: Bounds, world: World) -> Self {
+        Self {
+            kinds: RwLock::new(HashMap::new()),
+            bounds,
+            durable: OnceLock::new(),
+            gate: RwLock::new(()),
+            world: RwLock::new(Arc::new(world)),
+        }
+    }
+
+    /// Sets the world at start-up, before anything is served (no sink).
+    pub fn replace_world(&self, world: World) {
+        *self.world.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(world);
+    }
+
+    /// The world as it stands, for callers outside a request (start-up, snapshots).
+    pub fn world_now(&self) -> Arc<World> {
+        self.world.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// From now on every change is handed to `durable` (set once, before
@@ -509,5 +531,28 @@ impl Records for Memory {
             out.extend(shard.records.iter().map(|(id, e)| stored(&kind, id, e)));
         }
         Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl Worlds for Memory {
+    async fn read(&self) -> Result<Arc<World>, StateError> {
+        Ok(self.world_now())
+    }
+
+    async fn change(&self, change: &mut (dyn for<'w> FnMut(&'w mut World) + Send)) -> Result<(), StateError> {
+        let pending = {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let mut slot = self.world.write().unwrap_or_else(|p| p.into_inner());
+            let mut next = (**slot).clone();
+            change(&mut next);
+            let pending = self.submit(|| json!({"world": next}));
+            *slot = Arc::new(next);
+            pending
+        };
+        durable(pending).await.map_err(|e| match e {
+            RecordError::Unavailable(message) => StateError(message),
+            other => StateError(format!("{other:?}")),
+        })
     }
 }

@@ -173,3 +173,73 @@ pub trait Records: Send + Sync {
     /// Every record, for a snapshot.
     async fn all(&self) -> Result<Vec<Stored>, RecordError>;
 }
+
+/// Rate counters and daily quotas, and injected 429s with counts: one call
+/// per decision, atomic by itself (a networked backend runs it as one
+/// script), so concurrent requests are counted exactly.
+#[async_trait::async_trait]
+pub trait Counters: Send + Sync {
+    /// Counts one request and decides it.
+    async fn hit(
+        &self,
+        key: &RateKey,
+        profile: Profile,
+        token_fingerprint: &str,
+        path: &str,
+        now_ms: i64,
+    ) -> Result<Decision, StateError>;
+    /// The headers as they stand, without counting.
+    async fn peek(&self, key: &RateKey, profile: Profile, now_ms: i64) -> Result<RateHeaders, StateError>;
+    async fn exhaust_daily(&self, key: &RateKey, profile: Profile, now_ms: i64) -> Result<(), StateError>;
+    async fn set_burst_remaining(
+        &self,
+        key: &RateKey,
+        profile: Profile,
+        remaining: u32,
+        now_ms: i64,
+    ) -> Result<(), StateError>;
+    /// Arms an injected 429 rule; returns its id.
+    async fn inject(&self, rule: Injection) -> Result<u64, StateError>;
+    async fn injections(&self) -> Result<Vec<ActiveInjection>, StateError>;
+    async fn remove_injection(&self, id: u64) -> Result<bool, StateError>;
+    /// Forgets every counter and injection (reset).
+    async fn clear(&self) -> Result<(), StateError>;
+}
+
+/// Answer rules with counts: each use is consumed exactly once.
+#[async_trait::async_trait]
+pub trait Scenarios: Send + Sync {
+    async fn add(&self, rule: Rule) -> Result<u64, StateError>;
+    async fn list(&self) -> Result<Vec<Rule>, StateError>;
+    async fn remove(&self, id: u64) -> Result<bool, StateError>;
+    async fn clear(&self) -> Result<(), StateError>;
+    /// The first rule matching a call, spending one of its uses.
+    async fn take(&self, method: &str, path: &str) -> Result<Option<Rule>, StateError>;
+}
+
+/// The world: the directory (companies, locations) and the credentials
+/// (private integrations as token digests, rotation deadlines, scope edits,
+/// OAuth apps, custom limits). Reads hand out an owned snapshot; a change
+/// is one closure applied atomically (it may run more than once on a
+/// networked backend, so it must only touch the world it is given).
+#[async_trait::async_trait]
+pub trait Worlds: Send + Sync {
+    async fn read(&self) -> Result<Arc<World>, StateError>;
+    async fn change(&self, change: &mut (dyn for<'w> FnMut(&'w mut World) + Send)) -> Result<(), StateError>;
+}
+
+/// The backend could not serve a call (a networked store is down, or a
+/// write could not be made durable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StateError(pub String);
+
+impl From<StateError> for ApiError {
+    fn from(e: StateError) -> Self {
+        ApiError::Unavailable { message: e.0 }
+    }
+}
+
+use crate::limits::{ActiveInjection, Decision, Injection, Profile, RateHeaders, RateKey};
+use crate::respond::control::Rule;
+use crate::world::World;
