@@ -441,7 +441,7 @@ async fn issue_code(State(mock): State<Shared>, body: Bytes) -> Answer {
     let user_id = req.user_id.unwrap_or_else(|| mock.with_rng(crate::respond::generate::id));
     let grant =
         crate::auth::oauth::Grant { client_id: req.client_id, owner: req.owner, scopes: wanted, user_id, company_id };
-    let code = mock.oauth.issue_code(grant, mock.clock.now_ms());
+    let code = mock.oauth.issue_code(grant, mock.clock.now_ms()).await.map_err(|e| unavailable(&mock, e.into()))?;
     Ok((StatusCode::CREATED, Json(json!({"code": code}))).into_response())
 }
 

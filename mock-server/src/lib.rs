@@ -227,7 +227,7 @@ impl Mock {
                 .await
                 .map_err(|e| resources::record_error(self, resources::Family::Generic, "Record", e))?;
         }
-        self.oauth.clear();
+        self.oauth.clear().await?;
         self.counters.clear().await?;
         self.scenarios.clear().await?;
         for rule in self.fixture.1.rate_limit_injections.clone() {

@@ -157,7 +157,7 @@ async fn answer(
     let mut principal = None;
     if !op.security.is_empty() {
         seen.named_location(|| check::named_locations(op, &incoming.path_params, &incoming.query, None).pop());
-        let who = authenticate(mock, &world, &parts.headers)?;
+        let who = authenticate(mock, &world, &parts.headers).await?;
         seen.token(&who.fingerprint);
         // From here on every answer shows the caller's rate-limit state: a
         // refusal before the limiter counts shows it as it stands (looked up
@@ -213,7 +213,7 @@ async fn answer(
     }
 
     let who = principal.as_ref().map(|(who, _, _)| who);
-    if let Some(answer) = owned_answer(mock, &world, &incoming, who, body.as_ref())? {
+    if let Some(answer) = owned_answer(mock, &world, &incoming, who, body.as_ref()).await? {
         return Ok(json_response(StatusCode::OK, Bytes::from(serde_json::to_vec(&answer).unwrap_or_default())));
     }
     if let Some(binding) = mock.spec.resources.binding(index) {
@@ -333,7 +333,7 @@ fn check_content_type(op: &Operation, headers: &axum::http::HeaderMap, bytes: &B
 }
 
 /// Answers of the operations the mock owns state for, by method and path.
-fn owned_answer(
+async fn owned_answer(
     mock: &Mock,
     world: &crate::World,
     incoming: &Incoming<'_>,
@@ -345,14 +345,18 @@ fn owned_answer(
         return Ok(None);
     }
     match (op.path.trim_end_matches('/'), who) {
-        ("/oauth/token", _) => crate::respond::oauth::token(mock, world, body).map(Some),
-        ("/oauth/locationToken", Some(who)) => crate::respond::oauth::location_token(mock, who, body).map(Some),
+        ("/oauth/token", _) => crate::respond::oauth::token(mock, world, body).await.map(Some),
+        ("/oauth/locationToken", Some(who)) => crate::respond::oauth::location_token(mock, who, body).await.map(Some),
         _ => Ok(None),
     }
 }
 
 /// Steps 2–5: who the bearer token stands for.
-fn authenticate(mock: &Mock, world: &crate::World, headers: &axum::http::HeaderMap) -> Result<Principal, AuthError> {
+async fn authenticate(
+    mock: &Mock,
+    world: &crate::World,
+    headers: &axum::http::HeaderMap,
+) -> Result<Principal, AuthError> {
     let token = check::bearer(headers)?;
     if token.starts_with("pit-") {
         let holder = world.pit(token, mock.clock.now_ms()).ok_or(AuthError::InvalidPit)?;
@@ -365,7 +369,7 @@ fn authenticate(mock: &Mock, world: &crate::World, headers: &axum::http::HeaderM
             user_id: None,
         });
     }
-    let claims = mock.oauth.verify_access(token, mock.clock.now_ms())?;
+    let claims = mock.oauth.verify_access(token, mock.clock.now_ms()).await?;
     let owner = claims.owner().ok_or(AuthError::InvalidJwt)?;
     Ok(Principal {
         kind: TokenKind::OAuth,

@@ -9,13 +9,14 @@
 //! `invalid_grant`.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::AuthError;
+use crate::state::StateError;
 use crate::world::Owner;
 
 /// `expires_in` of an access token: a day less a second.
@@ -97,34 +98,124 @@ struct Keys {
     decoding: DecodingKey,
 }
 
-#[derive(Debug, Clone)]
-struct Code {
-    grant: Grant,
-    expires_at_ms: i64,
-}
-
-#[derive(Debug, Clone)]
-struct Refresh {
-    grant: Grant,
-    used: bool,
-}
-
-/// The OAuth state of one mock.
-#[derive(Default)]
+/// The OAuth state of one mock: what it signs with, and the codes and
+/// refresh tokens it has issued, kept behind [`Grants`] so replicas can share
+/// them.
 pub struct OAuth {
-    keys: OnceLock<Result<Keys, String>>,
-    codes: Mutex<HashMap<String, Code>>,
-    refresh: Mutex<HashMap<String, Refresh>>,
+    keys: tokio::sync::OnceCell<Keys>,
+    grants: Arc<dyn Grants>,
 }
 
-fn generate_keys() -> Result<Keys, String> {
-    use rsa::pkcs1::{EncodeRsaPrivateKey, EncodeRsaPublicKey};
+impl Default for OAuth {
+    fn default() -> Self {
+        Self::new(Arc::new(MemoryGrants::default()))
+    }
+}
+
+/// How a refresh token is found when it is used.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefreshUse {
+    Unknown,
+    /// It was used before: a reuse is an `invalid_grant`.
+    Used,
+    /// First use: the grant it carries (it is marked used by this call).
+    Fresh(Grant),
+}
+
+/// Codes (single use), refresh tokens (single use) and the signing key.
+#[async_trait::async_trait]
+pub trait Grants: Send + Sync {
+    async fn put_code(&self, code: String, grant: Grant, expires_at_ms: i64) -> Result<(), StateError>;
+    /// Takes a code: it answers once.
+    async fn take_code(&self, code: &str) -> Result<Option<(Grant, i64)>, StateError>;
+    async fn put_refresh(&self, jti: String, grant: Grant) -> Result<(), StateError>;
+    /// Uses a refresh token: [`RefreshUse::Fresh`] exactly once.
+    async fn use_refresh(&self, jti: &str) -> Result<RefreshUse, StateError>;
+    /// Whether `jti` names a refresh token (which is no bearer token).
+    async fn is_refresh(&self, jti: &str) -> Result<bool, StateError>;
+    /// The private key (PKCS#1 DER), made by `make` the first time any
+    /// caller asks, the same for every caller after.
+    async fn signing_key(
+        &self,
+        make: &(dyn Fn() -> Result<Vec<u8>, String> + Send + Sync),
+    ) -> Result<Vec<u8>, StateError>;
+    /// Forgets every code and refresh token (the key stays).
+    async fn clear(&self) -> Result<(), StateError>;
+}
+
+/// The in-memory backend of [`Grants`].
+#[derive(Default)]
+pub struct MemoryGrants {
+    codes: Mutex<HashMap<String, (Grant, i64)>>,
+    refresh: Mutex<HashMap<String, (Grant, bool)>>,
+    key: Mutex<Option<Vec<u8>>>,
+}
+
+#[async_trait::async_trait]
+impl Grants for MemoryGrants {
+    async fn put_code(&self, code: String, grant: Grant, expires_at_ms: i64) -> Result<(), StateError> {
+        lock(&self.codes).insert(code, (grant, expires_at_ms));
+        Ok(())
+    }
+
+    async fn take_code(&self, code: &str) -> Result<Option<(Grant, i64)>, StateError> {
+        Ok(lock(&self.codes).remove(code))
+    }
+
+    async fn put_refresh(&self, jti: String, grant: Grant) -> Result<(), StateError> {
+        lock(&self.refresh).insert(jti, (grant, false));
+        Ok(())
+    }
+
+    async fn use_refresh(&self, jti: &str) -> Result<RefreshUse, StateError> {
+        let mut refresh = lock(&self.refresh);
+        Ok(match refresh.get_mut(jti) {
+            None => RefreshUse::Unknown,
+            Some((_, true)) => RefreshUse::Used,
+            Some((grant, used)) => {
+                *used = true;
+                RefreshUse::Fresh(grant.clone())
+            }
+        })
+    }
+
+    async fn is_refresh(&self, jti: &str) -> Result<bool, StateError> {
+        Ok(lock(&self.refresh).contains_key(jti))
+    }
+
+    async fn signing_key(
+        &self,
+        make: &(dyn Fn() -> Result<Vec<u8>, String> + Send + Sync),
+    ) -> Result<Vec<u8>, StateError> {
+        let mut key = lock(&self.key);
+        if let Some(der) = key.as_ref() {
+            return Ok(der.clone());
+        }
+        let der = make().map_err(StateError)?;
+        *key = Some(der.clone());
+        Ok(der)
+    }
+
+    async fn clear(&self) -> Result<(), StateError> {
+        lock(&self.codes).clear();
+        lock(&self.refresh).clear();
+        Ok(())
+    }
+}
+
+fn generate_key() -> Result<Vec<u8>, String> {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
     let mut rng = rsa::rand_core::OsRng;
     let private = rsa::RsaPrivateKey::new(&mut rng, 2048).map_err(|e| e.to_string())?;
-    let private_der = private.to_pkcs1_der().map_err(|e| e.to_string())?;
+    Ok(private.to_pkcs1_der().map_err(|e| e.to_string())?.as_bytes().to_vec())
+}
+
+fn keys_from(private_der: &[u8]) -> Result<Keys, String> {
+    use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
+    let private = rsa::RsaPrivateKey::from_pkcs1_der(private_der).map_err(|e| e.to_string())?;
     let public_der = private.to_public_key().to_pkcs1_der().map_err(|e| e.to_string())?;
     Ok(Keys {
-        encoding: EncodingKey::from_rsa_der(private_der.as_bytes()),
+        encoding: EncodingKey::from_rsa_der(private_der),
         decoding: DecodingKey::from_rsa_der(public_der.as_bytes()),
     })
 }
@@ -133,69 +224,72 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+fn server_error(description: String) -> OAuthError {
+    OAuthError { status: 500, error: "server_error", description }
+}
+
 impl OAuth {
-    fn keys(&self) -> Result<&Keys, OAuthError> {
-        self.keys.get_or_init(generate_keys).as_ref().map_err(|e| OAuthError {
-            status: 500,
-            error: "server_error",
-            description: format!("no signing key: {e}"),
-        })
+    pub fn new(grants: Arc<dyn Grants>) -> Self {
+        Self { keys: tokio::sync::OnceCell::new(), grants }
+    }
+
+    async fn keys(&self) -> Result<&Keys, OAuthError> {
+        self.keys
+            .get_or_try_init(|| async {
+                let der = self.grants.signing_key(&generate_key).await.map_err(|e| server_error(e.0))?;
+                keys_from(&der).map_err(|e| server_error(format!("no signing key: {e}")))
+            })
+            .await
     }
 
     /// Issues an authorization code for `grant` (the control plane's stand-in
     /// for a user approving an app install).
-    pub fn issue_code(&self, grant: Grant, now_ms: i64) -> String {
+    pub async fn issue_code(&self, grant: Grant, now_ms: i64) -> Result<String, StateError> {
         let code = uuid::Uuid::new_v4().simple().to_string();
-        lock(&self.codes).insert(code.clone(), Code { grant, expires_at_ms: now_ms.saturating_add(CODE_TTL_MS) });
-        code
+        self.grants.put_code(code.clone(), grant, now_ms.saturating_add(CODE_TTL_MS)).await?;
+        Ok(code)
     }
 
     /// `grant_type=authorization_code`: a code works once, for its own client.
-    pub fn exchange_code(&self, client_id: &str, code: &str, now_ms: i64) -> Result<Value, OAuthError> {
-        let found = lock(&self.codes).remove(code);
-        let Some(found) = found else {
+    pub async fn exchange_code(&self, client_id: &str, code: &str, now_ms: i64) -> Result<Value, OAuthError> {
+        let found = self.grants.take_code(code).await.map_err(|e| server_error(e.0))?;
+        let Some((grant, expires_at_ms)) = found else {
             return Err(OAuthError::invalid_grant("authorization code is unknown or already used"));
         };
-        if found.grant.client_id != client_id {
+        if grant.client_id != client_id {
             return Err(OAuthError::invalid_grant("authorization code was issued to another client"));
         }
-        if now_ms >= found.expires_at_ms {
+        if now_ms >= expires_at_ms {
             return Err(OAuthError::invalid_grant("authorization code has expired"));
         }
-        self.token_answer(&found.grant, now_ms, true)
+        self.token_answer(&grant, now_ms, true).await
     }
 
     /// `grant_type=refresh_token`: a refresh token works once and is replaced.
-    pub fn refresh(&self, client_id: &str, token: &str, now_ms: i64) -> Result<Value, OAuthError> {
-        let claims = self.decode(token).map_err(|_| OAuthError::invalid_grant("refresh token is invalid"))?;
-        let grant = {
-            let mut store = lock(&self.refresh);
-            let Some(entry) = store.get_mut(&claims.jti) else {
-                return Err(OAuthError::invalid_grant("refresh token is invalid"));
-            };
-            if entry.used {
-                return Err(OAuthError::invalid_grant("refresh token has already been used"));
-            }
-            if entry.grant.client_id != client_id {
-                return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
-            }
-            if now_ms / 1000 >= claims.exp {
-                return Err(OAuthError::invalid_grant("refresh token has expired"));
-            }
-            entry.used = true;
-            entry.grant.clone()
+    pub async fn refresh(&self, client_id: &str, token: &str, now_ms: i64) -> Result<Value, OAuthError> {
+        let claims = self.decode(token).await.map_err(|_| OAuthError::invalid_grant("refresh token is invalid"))?;
+        if now_ms / 1000 >= claims.exp {
+            return Err(OAuthError::invalid_grant("refresh token has expired"));
+        }
+        if claims.oauth_meta.client != client_id {
+            return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
+        }
+        let grant = match self.grants.use_refresh(&claims.jti).await.map_err(|e| server_error(e.0))? {
+            RefreshUse::Unknown => return Err(OAuthError::invalid_grant("refresh token is invalid")),
+            RefreshUse::Used => return Err(OAuthError::invalid_grant("refresh token has already been used")),
+            RefreshUse::Fresh(grant) => grant,
         };
-        self.token_answer(&grant, now_ms, true)
+        self.token_answer(&grant, now_ms, true).await
     }
 
     /// A location token minted from an agency token (`/oauth/locationToken`).
-    pub fn location_token(&self, agency: &Grant, location_id: &str, now_ms: i64) -> Result<Value, OAuthError> {
+    pub async fn location_token(&self, agency: &Grant, location_id: &str, now_ms: i64) -> Result<Value, OAuthError> {
         let grant = Grant { owner: Owner::Location(location_id.to_string()), ..agency.clone() };
-        self.token_answer(&grant, now_ms, false)
+        self.token_answer(&grant, now_ms, false).await
     }
 
-    fn token_answer(&self, grant: &Grant, now_ms: i64, with_refresh: bool) -> Result<Value, OAuthError> {
-        let access = self.sign(grant, now_ms, ACCESS_TTL_SECS)?;
+    async fn token_answer(&self, grant: &Grant, now_ms: i64, with_refresh: bool) -> Result<Value, OAuthError> {
+        let access = self.sign(grant, now_ms, ACCESS_TTL_SECS).await?;
         let (user_type, location_id) = match &grant.owner {
             Owner::Location(l) => ("Location", Some(l.clone())),
             Owner::Company(_) => ("Company", None),
@@ -213,14 +307,14 @@ impl OAuth {
             answer["locationId"] = Value::from(location_id);
         }
         if with_refresh {
-            let (refresh, jti) = self.sign(grant, now_ms, REFRESH_TTL_SECS)?;
-            lock(&self.refresh).insert(jti, Refresh { grant: grant.clone(), used: false });
+            let (refresh, jti) = self.sign(grant, now_ms, REFRESH_TTL_SECS).await?;
+            self.grants.put_refresh(jti, grant.clone()).await.map_err(|e| server_error(e.0))?;
             answer["refresh_token"] = Value::from(refresh);
         }
         Ok(answer)
     }
 
-    fn sign(&self, grant: &Grant, now_ms: i64, ttl_secs: i64) -> Result<(String, String), OAuthError> {
+    async fn sign(&self, grant: &Grant, now_ms: i64, ttl_secs: i64) -> Result<(String, String), OAuthError> {
         let now = now_ms.div_euclid(1000);
         let (auth_class, auth_class_id) = match &grant.owner {
             Owner::Location(l) => ("Location", l.clone()),
@@ -238,18 +332,14 @@ impl OAuth {
             jti: jti.clone(),
             user_id: grant.user_id.clone(),
         };
-        let token =
-            jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &self.keys()?.encoding).map_err(|e| {
-                OAuthError { status: 500, error: "server_error", description: format!("cannot sign a token: {e}") }
-            })?;
+        let keys = self.keys().await?;
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &keys.encoding)
+            .map_err(|e| server_error(format!("cannot sign a token: {e}")))?;
         Ok((token, jti))
     }
 
-    fn decode(&self, token: &str) -> Result<Claims, AuthError> {
-        // No key yet means no token was ever issued: nothing can be valid.
-        let Some(Ok(keys)) = self.keys.get() else {
-            return Err(AuthError::InvalidJwt);
-        };
+    async fn decode(&self, token: &str) -> Result<Claims, AuthError> {
+        let keys = self.keys().await.map_err(|_| AuthError::InvalidJwt)?;
         let mut validation = Validation::new(Algorithm::RS256);
         // Expiry is judged on the mock's clock below, not the system's.
         validation.validate_exp = false;
@@ -260,10 +350,10 @@ impl OAuth {
     }
 
     /// The claims of a valid, unexpired access token.
-    pub fn verify_access(&self, token: &str, now_ms: i64) -> Result<Claims, AuthError> {
-        let claims = self.decode(token)?;
-        if lock(&self.refresh).contains_key(&claims.jti) {
-            // A refresh token is no bearer token.
+    pub async fn verify_access(&self, token: &str, now_ms: i64) -> Result<Claims, AuthError> {
+        let claims = self.decode(token).await?;
+        // A refresh token is no bearer token (a store that cannot say refuses it too).
+        if self.grants.is_refresh(&claims.jti).await.unwrap_or(true) {
             return Err(AuthError::InvalidJwt);
         }
         if now_ms.div_euclid(1000) >= claims.exp {
@@ -276,9 +366,8 @@ impl OAuth {
     }
 
     /// Forgets every code and refresh token (for `reset`); the key stays.
-    pub fn clear(&self) {
-        lock(&self.codes).clear();
-        lock(&self.refresh).clear();
+    pub async fn clear(&self) -> Result<(), StateError> {
+        self.grants.clear().await
     }
 }
 
@@ -296,49 +385,49 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_code_gives_tokens_once_and_the_access_token_expires_on_the_mock_clock() {
+    #[tokio::test]
+    async fn a_code_gives_tokens_once_and_the_access_token_expires_on_the_mock_clock() {
         let oauth = OAuth::default();
-        let code = oauth.issue_code(grant(), 0);
-        let answer = oauth.exchange_code("app", &code, 1_000).unwrap();
+        let code = oauth.issue_code(grant(), 0).await.unwrap();
+        let answer = oauth.exchange_code("app", &code, 1_000).await.unwrap();
         assert_eq!(answer["expires_in"], 86_399);
         assert_eq!(answer["userType"], "Location");
         let access = answer["access_token"].as_str().unwrap();
-        let claims = oauth.verify_access(access, 1_000).unwrap();
+        let claims = oauth.verify_access(access, 1_000).await.unwrap();
         assert_eq!(claims.owner(), Some(Owner::Location("loc".into())));
         assert_eq!(claims.oauth_meta.scopes, vec!["contacts.readonly".to_string()]);
-        assert_eq!(oauth.verify_access(access, 1_000 + 86_399_000), Err(AuthError::ExpiredJwt));
-        assert_eq!(oauth.exchange_code("app", &code, 1_000).unwrap_err().error, "invalid_grant");
+        assert_eq!(oauth.verify_access(access, 1_000 + 86_399_000).await, Err(AuthError::ExpiredJwt));
+        assert_eq!(oauth.exchange_code("app", &code, 1_000).await.unwrap_err().error, "invalid_grant");
     }
 
-    #[test]
-    fn a_refresh_token_rotates_and_its_reuse_is_an_invalid_grant() {
+    #[tokio::test]
+    async fn a_refresh_token_rotates_and_its_reuse_is_an_invalid_grant() {
         let oauth = OAuth::default();
-        let code = oauth.issue_code(grant(), 0);
-        let first = oauth.exchange_code("app", &code, 0).unwrap();
+        let code = oauth.issue_code(grant(), 0).await.unwrap();
+        let first = oauth.exchange_code("app", &code, 0).await.unwrap();
         let refresh = first["refresh_token"].as_str().unwrap();
-        let second = oauth.refresh("app", refresh, 5_000).unwrap();
+        let second = oauth.refresh("app", refresh, 5_000).await.unwrap();
         assert_ne!(second["refresh_token"], first["refresh_token"]);
-        let again = oauth.refresh("app", refresh, 6_000).unwrap_err();
+        let again = oauth.refresh("app", refresh, 6_000).await.unwrap_err();
         assert_eq!(again.error, "invalid_grant");
         assert_eq!(
-            oauth.verify_access(refresh, 0),
+            oauth.verify_access(refresh, 0).await,
             Err(AuthError::InvalidJwt),
             "a refresh token is not a bearer token"
         );
     }
 
-    #[test]
-    fn a_token_signed_by_another_key_is_an_invalid_jwt() {
-        let issue = |oauth: &OAuth| {
-            let code = oauth.issue_code(grant(), 0);
-            oauth.exchange_code("app", &code, 0).unwrap()["access_token"].as_str().unwrap().to_string()
-        };
+    #[tokio::test]
+    async fn a_token_signed_by_another_key_is_an_invalid_jwt() {
+        async fn issue(oauth: &OAuth) -> String {
+            let code = oauth.issue_code(grant(), 0).await.unwrap();
+            oauth.exchange_code("app", &code, 0).await.unwrap()["access_token"].as_str().unwrap().to_string()
+        }
         let (ours, theirs) = (OAuth::default(), OAuth::default());
-        let own = issue(&ours);
-        let foreign = issue(&theirs);
-        assert!(ours.verify_access(&own, 0).is_ok());
-        assert_eq!(ours.verify_access(&foreign, 0), Err(AuthError::InvalidJwt));
-        assert_eq!(ours.verify_access("eyJhbGciOiJub25lIn0.e30.", 0), Err(AuthError::InvalidJwt));
+        let own = issue(&ours).await;
+        let foreign = issue(&theirs).await;
+        assert!(ours.verify_access(&own, 0).await.is_ok());
+        assert_eq!(ours.verify_access(&foreign, 0).await, Err(AuthError::InvalidJwt));
+        assert_eq!(ours.verify_access("eyJhbGciOiJub25lIn0.e30.", 0).await, Err(AuthError::InvalidJwt));
     }
 }

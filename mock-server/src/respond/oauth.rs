@@ -16,7 +16,7 @@ fn field<'a>(body: Option<&'a Value>, name: &str) -> Option<&'a str> {
 }
 
 /// `POST /oauth/token`, form-encoded.
-pub fn token(mock: &Mock, world: &crate::World, body: Option<&Value>) -> Result<Value, ApiError> {
+pub async fn token(mock: &Mock, world: &crate::World, body: Option<&Value>) -> Result<Value, ApiError> {
     let need =
         |name: &str| field(body, name).ok_or_else(|| OAuthError::invalid_request(format!("`{name}` is required")));
     let client_id = need("client_id")?;
@@ -29,8 +29,8 @@ pub fn token(mock: &Mock, world: &crate::World, body: Option<&Value>) -> Result<
     }
     let now = mock.clock.now_ms();
     let answer = match grant_type {
-        "authorization_code" => mock.oauth.exchange_code(client_id, need("code")?, now),
-        "refresh_token" => mock.oauth.refresh(client_id, need("refresh_token")?, now),
+        "authorization_code" => mock.oauth.exchange_code(client_id, need("code")?, now).await,
+        "refresh_token" => mock.oauth.refresh(client_id, need("refresh_token")?, now).await,
         "client_credentials" => Err(OAuthError::unsupported_grant_type(
             "client_credentials is not served by the mock: issue an authorization code through /__admin/oauth/codes",
         )),
@@ -43,7 +43,7 @@ pub fn token(mock: &Mock, world: &crate::World, body: Option<&Value>) -> Result<
 }
 
 /// `POST /oauth/locationToken`: a location token from an agency OAuth token.
-pub fn location_token(mock: &Mock, who: &Principal, body: Option<&Value>) -> Result<Value, ApiError> {
+pub async fn location_token(mock: &Mock, who: &Principal, body: Option<&Value>) -> Result<Value, ApiError> {
     let Owner::Company(company_id) = &who.owner else {
         return Err(crate::auth::AuthError::UserTypeMismatch.into());
     };
@@ -66,7 +66,7 @@ pub fn location_token(mock: &Mock, who: &Principal, body: Option<&Value>) -> Res
         user_id: who.user_id.clone().unwrap_or_default(),
         company_id: company_id.clone(),
     };
-    Ok(mock.oauth.location_token(&agency, location_id, mock.clock.now_ms())?)
+    Ok(mock.oauth.location_token(&agency, location_id, mock.clock.now_ms()).await?)
 }
 
 impl From<OAuthError> for ApiError {
