@@ -645,21 +645,28 @@ async fn list_journal(State(mock): State<Shared>, q: Result<Query<JournalQuery>,
             since: q.since,
         },
     )?;
-    let entries = mock.journal.newest(&filter, q.limit.unwrap_or(JOURNAL_DEFAULT_LIMIT));
+    let entries = mock
+        .journal
+        .newest(&filter, q.limit.unwrap_or(JOURNAL_DEFAULT_LIMIT))
+        .await
+        .map_err(|e| unavailable(&mock, e.into()))?;
     let entries: Vec<Value> = entries.iter().map(|e| entry_json(&mock, e)).collect();
-    ok(json!({"entries": entries, "matched": mock.journal.count(&filter), "journal": mock.journal.stats()}))
+    let matched = mock.journal.count(&filter).await.map_err(|e| unavailable(&mock, e.into()))?;
+    let stats = mock.journal.stats().await.map_err(|e| unavailable(&mock, e.into()))?;
+    ok(json!({"entries": entries, "matched": matched, "journal": stats}))
 }
 
 async fn clear_journal(State(mock): State<Shared>) -> Answer {
-    let cleared = mock.journal.stats().held;
-    mock.journal.clear();
+    let cleared = mock.journal.stats().await.map_err(|e| unavailable(&mock, e.into()))?.held;
+    mock.journal.clear().await.map_err(|e| unavailable(&mock, e.into()))?;
     ok(json!({"cleared": cleared}))
 }
 
 /// WireMock-style: how many journaled requests match a pattern.
 async fn count_journal(State(mock): State<Shared>, body: Bytes) -> Answer {
     let filter = normalized(&mock, parse(&mock, &body)?)?;
-    ok(json!({"count": mock.journal.count(&filter)}))
+    let count = mock.journal.count(&filter).await.map_err(|e| unavailable(&mock, e.into()))?;
+    ok(json!({"count": count}))
 }
 
 async fn client_report(State(mock): State<Shared>, q: Result<Query<ReportQuery>, QueryRejection>) -> Answer {
@@ -675,9 +682,9 @@ async fn client_report(State(mock): State<Shared>, q: Result<Query<ReportQuery>,
             ..journal::Filter::default()
         },
     )?;
-    let entries = mock.journal.entries(&filter);
+    let entries = mock.journal.entries(&filter).await.map_err(|e| unavailable(&mock, e.into()))?;
     let mut built = report::build(&entries, &report::Settings::of(&mock));
-    built.dropped = mock.journal.stats().dropped;
+    built.dropped = mock.journal.stats().await.map_err(|e| unavailable(&mock, e.into()))?.dropped;
     let (content_type, body) = match q.format.as_deref().unwrap_or("json") {
         "json" => return ok(serde_json::to_value(&built).unwrap_or(Value::Null)),
         "text" => ("text/plain; charset=utf-8", built.text()),

@@ -268,9 +268,8 @@ pub struct Answered {
 
 /// The record of a request in flight: written by [`Pending::finish`], or,
 /// when the request is dropped before it is answered, by `Drop`.
-#[derive(Debug)]
 pub struct Pending<'a> {
-    journal: &'a Journal,
+    journal: &'a dyn crate::state::Journals,
     draft: Option<Entry>,
     /// The request's `Authorization` value, until the entry is written: its
     /// fingerprint is computed then, and only when the auth stage did not
@@ -321,6 +320,45 @@ impl Drop for Pending<'_> {
     }
 }
 
+/// Opens the record of a request that just arrived, in `journal`.
+pub fn begin<'a>(
+    journal: &'a dyn crate::state::Journals,
+    at_ms: i64,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Pending<'a> {
+    let idempotent = !matches!(*method, Method::POST | Method::PATCH);
+    if !journal.is_enabled() {
+        return Pending { journal, draft: None, authorization: None, seen: Seen::default() };
+    }
+    let version = headers.get("version").map(|v| match v.to_str().map(str::trim) {
+        Ok(text) if text.chars().count() <= MAX_VERSION_CHARS => text.to_string(),
+        _ => format!("<{} bytes>", v.len()),
+    });
+    let draft = Entry {
+        index: 0,
+        at_ms,
+        method: method.clone(),
+        path: path.to_string(),
+        operation: None,
+        token: String::new(),
+        location: None,
+        status: 0,
+        refused: None,
+        broken: None,
+        rate: None,
+        retry_after_secs: None,
+        version,
+        idempotent,
+        body_hash: None,
+    };
+    let seen = Seen { enabled: true, hash_body: !idempotent, ..Seen::default() };
+    // A cheap clone: the value shares the request's bytes.
+    let authorization = headers.get(AUTHORIZATION).cloned();
+    Pending { journal, draft: Some(draft), authorization, seen }
+}
+
 /// How many requests the journal holds and has dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Stats {
@@ -355,41 +393,13 @@ impl Journal {
         self.capacity > 0
     }
 
-    fn ring(&self) -> MutexGuard<'_, Ring> {
-        self.ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Opens the record of a request that just arrived (see [`begin`]).
+    pub fn begin(&self, at_ms: i64, method: &Method, path: &str, headers: &HeaderMap) -> Pending<'_> {
+        begin(self, at_ms, method, path, headers)
     }
 
-    /// Opens the record of a request that just arrived.
-    pub fn begin(&self, at_ms: i64, method: &Method, path: &str, headers: &HeaderMap) -> Pending<'_> {
-        let idempotent = !matches!(*method, Method::POST | Method::PATCH);
-        if !self.is_enabled() {
-            return Pending { journal: self, draft: None, authorization: None, seen: Seen::default() };
-        }
-        let version = headers.get("version").map(|v| match v.to_str().map(str::trim) {
-            Ok(text) if text.chars().count() <= MAX_VERSION_CHARS => text.to_string(),
-            _ => format!("<{} bytes>", v.len()),
-        });
-        let draft = Entry {
-            index: 0,
-            at_ms,
-            method: method.clone(),
-            path: path.to_string(),
-            operation: None,
-            token: String::new(),
-            location: None,
-            status: 0,
-            refused: None,
-            broken: None,
-            rate: None,
-            retry_after_secs: None,
-            version,
-            idempotent,
-            body_hash: None,
-        };
-        let seen = Seen { enabled: true, hash_body: !idempotent, ..Seen::default() };
-        // A cheap clone: the value shares the request's bytes.
-        let authorization = headers.get(AUTHORIZATION).cloned();
-        Pending { journal: self, draft: Some(draft), authorization, seen }
+    fn ring(&self) -> MutexGuard<'_, Ring> {
+        self.ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Appends an entry, dropping the oldest when full; numbers it.
@@ -434,6 +444,39 @@ impl Journal {
     pub fn stats(&self) -> Stats {
         let ring = self.ring();
         Stats { capacity: self.capacity, held: ring.entries.len(), dropped: ring.dropped, recorded: ring.recorded }
+    }
+}
+
+/// The in-memory backend of the journal: this ring.
+#[async_trait::async_trait]
+impl crate::state::Journals for Journal {
+    fn is_enabled(&self) -> bool {
+        Journal::is_enabled(self)
+    }
+
+    fn record(&self, entry: Entry) {
+        Journal::record(self, entry);
+    }
+
+    async fn entries(&self, filter: &Filter) -> Result<Vec<Entry>, crate::state::StateError> {
+        Ok(Journal::entries(self, filter))
+    }
+
+    async fn newest(&self, filter: &Filter, limit: usize) -> Result<Vec<Entry>, crate::state::StateError> {
+        Ok(Journal::newest(self, filter, limit))
+    }
+
+    async fn count(&self, filter: &Filter) -> Result<usize, crate::state::StateError> {
+        Ok(Journal::count(self, filter))
+    }
+
+    async fn stats(&self) -> Result<Stats, crate::state::StateError> {
+        Ok(Journal::stats(self))
+    }
+
+    async fn clear(&self) -> Result<(), crate::state::StateError> {
+        Journal::clear(self);
+        Ok(())
     }
 }
 

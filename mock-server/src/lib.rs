@@ -68,7 +68,7 @@ pub struct Mock {
     /// Answer rules with counts.
     pub scenarios: Arc<dyn state::Scenarios>,
     /// Issue 8: the newest API requests, for `/__admin/journal` and the report.
-    pub journal: journal::Journal,
+    pub journal: Arc<dyn state::Journals>,
 }
 
 /// Why a mock could not start.
@@ -128,7 +128,7 @@ impl Mock {
         for rule in fixture.1.rate_limit_injections.clone() {
             limiter.inject(fingerprinted(rule));
         }
-        let journal = journal::Journal::new(config.journal_capacity); // issue 8
+        let journal = Arc::new(journal::Journal::new(config.journal_capacity)); // issue 8
         let duplicates_allowed = fixture::duplicates_allowed(&fixture.1);
         let mock = Arc::new(Self {
             spec: Arc::new(spec),

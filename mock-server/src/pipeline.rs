@@ -30,7 +30,8 @@ pub async fn handle(State(mock): State<Arc<Mock>>, request: Request) -> Response
         (request.uri().path().to_string(), token)
     });
     // Issue 8: this request's journal record, finished below (or on drop, if the client hangs up first).
-    let mut journaled = mock.journal.begin(mock.clock.now_ms(), &method, request.uri().path(), request.headers());
+    let mut journaled =
+        crate::journal::begin(&*mock.journal, mock.clock.now_ms(), &method, request.uri().path(), request.headers());
     let mut rate = RateState::default();
     let mut refused = None;
     let mut response = match answer(&mock, request, &mut rate, &mut journaled.seen, &trace_id).await {

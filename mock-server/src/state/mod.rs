@@ -228,6 +228,19 @@ pub trait Worlds: Send + Sync {
     async fn change(&self, change: &mut (dyn for<'w> FnMut(&'w mut World) + Send)) -> Result<(), StateError>;
 }
 
+/// The request journal, bounded (the newest kept). Recording never waits
+/// for the store (a networked backend queues it); reads are async.
+#[async_trait::async_trait]
+pub trait Journals: Send + Sync {
+    fn is_enabled(&self) -> bool;
+    fn record(&self, entry: Entry);
+    async fn entries(&self, filter: &JournalFilter) -> Result<Vec<Entry>, StateError>;
+    async fn newest(&self, filter: &JournalFilter, limit: usize) -> Result<Vec<Entry>, StateError>;
+    async fn count(&self, filter: &JournalFilter) -> Result<usize, StateError>;
+    async fn stats(&self) -> Result<JournalStats, StateError>;
+    async fn clear(&self) -> Result<(), StateError>;
+}
+
 /// The backend could not serve a call (a networked store is down, or a
 /// write could not be made durable).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -240,6 +253,7 @@ impl From<StateError> for ApiError {
     }
 }
 
+use crate::journal::{Entry, Filter as JournalFilter, Stats as JournalStats};
 use crate::limits::{ActiveInjection, Decision, Injection, Profile, RateHeaders, RateKey};
 use crate::respond::control::Rule;
 use crate::world::World;
