@@ -630,6 +630,21 @@ end
     );
     floors
         .insert("6 limiter costs < 10% of (a)'s req/s", (limiter_cost < 0.10, format!("{:.1}%", limiter_cost * 100.0)));
+    // Issue 11: creating contacts has no global lock and no rehash pause.
+    if let Some(create) = rows.iter().find(|r| r.name.starts_with("(b)")) {
+        let ratio = create.load.rps / base.rps;
+        floors.insert(
+            "7 (b) >= 40% of baseline req/s",
+            (
+                ratio >= 0.40,
+                format!("{:.0}% ({:.0} vs {:.0} req/s, one run)", 100.0 * ratio, create.load.rps, base.rps),
+            ),
+        );
+        floors.insert(
+            "8 (b) p99 < 5 ms at concurrency 32",
+            (create.load.p99_ms < 5.0, format!("{:.3} ms (one run)", create.load.p99_ms)),
+        );
+    }
     if let Some((load, before, after)) = &soak {
         let growth = *after as f64 / (*before).max(1) as f64 - 1.0;
         out.push_str(&format!(

@@ -1,12 +1,17 @@
 //! ghl-mock: a contract-testing mock of the HighLevel (LeadConnector) API v2.
 //!
 //! The pieces, in the order a request meets them (see `pipeline`):
-//! `spec` routes it to an operation loaded from OpenAPI files; `auth` checks
-//! its token, `Version` header, scopes and location against the operation's
-//! security and the `world` (companies, locations, private integrations);
-//! `respond` answers with the operation's example or a value generated from
-//! its schema. `error` renders every refusal in HighLevel's own shape; `admin`
-//! is the control plane. `clock` is the only source of time.
+//! `spec` routes it to an operation loaded from OpenAPI files and knows, from
+//! the inferred resource table, which resource and action it is bound to;
+//! `auth` checks its token, `Version` header, scopes and location against the
+//! operation's security and the `world` (companies, locations, private
+//! integrations); `resources` answers a bound operation from state, and
+//! `respond` answers the rest with the spec's example or a generated value.
+//! Everything remembered goes through `state` (records, world, counters,
+//! scenarios, journal; OAuth grants in `auth::oauth`): async calls returning
+//! owned values, so no lock crosses an await. `error` renders every refusal in
+//! HighLevel's own shape; `admin` is the control plane. `clock` is the only
+//! source of time.
 //!
 //! One function builds the HTTP app ([`app`]) for the binary, the in-process
 //! tests and the conformance suite alike; the caller owns the listener.

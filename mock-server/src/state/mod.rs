@@ -11,8 +11,17 @@
 //! orders lists. Index keys (`email:ann@x.io`) let a kind look records up and
 //! refuse duplicates without a scan.
 //!
-//! Backends: [`memory::Memory`] (the embedded default, made durable by
-//! [`log`] under `--state FILE`).
+//! The domains, one narrow trait each: [`Records`] (resources), [`Worlds`]
+//! (directory and credentials: companies, locations, private integrations,
+//! OAuth apps, custom limits), [`Counters`] (rate windows, daily quotas,
+//! injected 429s), [`Scenarios`] (answer rules with counts), [`Journals`]
+//! (the request journal) and `auth::oauth::Grants` (OAuth codes, refresh
+//! tokens, the signing key). The clock is still the one `Clock` value each
+//! mock holds (a shared clock for replicas is the Redis backend's to add).
+//!
+//! Backends: [`memory::Memory`] (records and world; the embedded default,
+//! made durable by [`log`] under `--state FILE`), and the limiter, rules,
+//! journal ring and grants maps behind the other traits.
 
 pub mod log;
 pub mod memory;
