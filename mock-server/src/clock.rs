@@ -6,10 +6,30 @@
 //! set and advanced, so tests move seven days forward in a microsecond.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-#[derive(Debug)]
+/// Where a clock keeps its time (the clock's part of the state interface):
+/// the virtual offset and whether it is frozen. Reading is on every request
+/// and never waits, so the calls are plain; a source shared by replicas keeps
+/// a local copy current and publishes its changes.
+pub trait TimeSource: Send + Sync + std::fmt::Debug {
+    fn now_ms(&self) -> i64;
+    fn is_frozen(&self) -> bool;
+    fn advance_ms(&self, ms: i64);
+    fn set_ms(&self, at_ms: i64);
+    fn set_frozen(&self, frozen: bool);
+}
+
+/// The clock every part of a mock reads.
+#[derive(Debug, Clone)]
 pub struct Clock {
+    source: Arc<dyn TimeSource>,
+}
+
+/// The in-process time source: two atomics.
+#[derive(Debug)]
+pub struct LocalTime {
     frozen: AtomicBool,
     /// Frozen: the current time. Running: the offset from the system time.
     millis: AtomicI64,
@@ -22,12 +42,12 @@ fn system_ms() -> i64 {
 impl Clock {
     /// Follows the system clock.
     pub fn system() -> Self {
-        Self { frozen: AtomicBool::new(false), millis: AtomicI64::new(0) }
+        Self::from_source(Arc::new(LocalTime { frozen: AtomicBool::new(false), millis: AtomicI64::new(0) }))
     }
 
     /// Stands still at `at_ms` (milliseconds since the Unix epoch) until moved.
     pub fn frozen(at_ms: i64) -> Self {
-        Self { frozen: AtomicBool::new(true), millis: AtomicI64::new(at_ms) }
+        Self::from_source(Arc::new(LocalTime { frozen: AtomicBool::new(true), millis: AtomicI64::new(at_ms) }))
     }
 
     /// Stands still at the current system time.
@@ -35,18 +55,18 @@ impl Clock {
         Self::frozen(system_ms())
     }
 
+    /// A clock over another source of time (one shared by replicas).
+    pub fn from_source(source: Arc<dyn TimeSource>) -> Self {
+        Self { source }
+    }
+
     pub fn is_frozen(&self) -> bool {
-        self.frozen.load(Ordering::Acquire)
+        self.source.is_frozen()
     }
 
     /// Milliseconds since the Unix epoch, on this clock.
     pub fn now_ms(&self) -> i64 {
-        let m = self.millis.load(Ordering::Acquire);
-        if self.is_frozen() {
-            m
-        } else {
-            system_ms().saturating_add(m)
-        }
+        self.source.now_ms()
     }
 
     pub fn now_secs(&self) -> i64 {
@@ -56,21 +76,48 @@ impl Clock {
     /// Moves the clock forward (never backward, and never past the end of
     /// time: it stops at `i64::MAX`).
     pub fn advance_ms(&self, ms: i64) {
-        let ms = ms.max(0);
-        let _ = self.millis.fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| Some(m.saturating_add(ms)));
+        self.source.advance_ms(ms);
     }
 
     /// Sets the current time, keeping the clock frozen or running as it was.
     pub fn set_ms(&self, at_ms: i64) {
-        if self.is_frozen() {
-            self.millis.store(at_ms, Ordering::Release);
-        } else {
-            self.millis.store(at_ms - system_ms(), Ordering::Release);
-        }
+        self.source.set_ms(at_ms);
     }
 
     /// Freezes or unfreezes at the current time.
     pub fn set_frozen(&self, frozen: bool) {
+        self.source.set_frozen(frozen);
+    }
+}
+
+impl TimeSource for LocalTime {
+    fn is_frozen(&self) -> bool {
+        self.frozen.load(Ordering::Acquire)
+    }
+
+    fn now_ms(&self) -> i64 {
+        let m = self.millis.load(Ordering::Acquire);
+        if self.is_frozen() {
+            m
+        } else {
+            system_ms().saturating_add(m)
+        }
+    }
+
+    fn advance_ms(&self, ms: i64) {
+        let ms = ms.max(0);
+        let _ = self.millis.fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| Some(m.saturating_add(ms)));
+    }
+
+    fn set_ms(&self, at_ms: i64) {
+        if self.is_frozen() {
+            self.millis.store(at_ms, Ordering::Release);
+        } else {
+            self.millis.store(at_ms.saturating_sub(system_ms()), Ordering::Release);
+        }
+    }
+
+    fn set_frozen(&self, frozen: bool) {
         let now = self.now_ms();
         self.frozen.store(frozen, Ordering::Release);
         self.set_ms(now);

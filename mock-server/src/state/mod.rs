@@ -16,8 +16,8 @@
 //! OAuth apps, custom limits), [`Counters`] (rate windows, daily quotas,
 //! injected 429s), [`Scenarios`] (answer rules with counts), [`Journals`]
 //! (the request journal) and `auth::oauth::Grants` (OAuth codes, refresh
-//! tokens, the signing key). The clock is still the one `Clock` value each
-//! mock holds (a shared clock for replicas is the Redis backend's to add).
+//! tokens, the signing key), and `clock::TimeSource` (the virtual offset and
+//! frozen state; read on every request, so its calls never wait).
 //!
 //! Backends: [`memory::Memory`] (records and world; the embedded default,
 //! made durable by [`log`] under `--state FILE`), and the limiter, rules,
