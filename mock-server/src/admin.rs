@@ -97,11 +97,36 @@ async fn wrong_method(State(mock): State<Shared>, request: Request) -> Refusal {
 async fn guard(State(mock): State<Shared>, request: Request, next: Next) -> Response {
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     if let Some(peer) = peer {
-        if !peer.ip().is_loopback() && !mock.config.admin_remote {
+        if !is_loopback_ip(peer.ip()) && !mock.config.admin_remote {
             return refuse(
                 &mock,
                 StatusCode::FORBIDDEN,
                 "the control plane answers loopback clients only (start with --admin-remote to allow others)",
+            )
+            .into_response();
+        }
+    }
+    // A web page may reach a loopback port (CSRF), and a DNS name rebound to
+    // 127.0.0.1 may too: both show in `Host` and `Origin`.
+    if !mock.config.admin_remote {
+        let header = |name| request.headers().get(name).map(|v| v.to_str().unwrap_or("\u{fffd}").to_string());
+        if let Some(host) = header(axum::http::header::HOST).filter(|h| !is_loopback_authority(h)) {
+            return refuse(
+                &mock,
+                StatusCode::FORBIDDEN,
+                format!(
+                    "the control plane answers requests addressed to this machine only, not to '{host}' \
+                     (start with --admin-remote to allow others)"
+                ),
+            )
+            .into_response();
+        }
+        let origin = header(axum::http::header::ORIGIN);
+        if let Some(origin) = origin.filter(|o| !is_loopback_origin(o)) {
+            return refuse(
+                &mock,
+                StatusCode::FORBIDDEN,
+                format!("the control plane refuses calls from web pages of '{origin}' (start with --admin-remote to allow them)"),
             )
             .into_response();
         }
@@ -130,7 +155,56 @@ async fn guard(State(mock): State<Shared>, request: Request, next: Next) -> Resp
         return refuse(&mock, StatusCode::PAYLOAD_TOO_LARGE, format!("the body is over the limit of {limit} bytes"))
             .into_response();
     };
+    // JSON only: a form or `text/plain` body is what a web page can send
+    // without asking first.
+    let media = parts
+        .headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    if !bytes.is_empty() && media.as_deref() != Some("application/json") {
+        return refuse(
+            &mock,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "the control plane takes JSON bodies with Content-Type: application/json, not {}",
+                media.as_deref().unwrap_or("(none)")
+            ),
+        )
+        .into_response();
+    }
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
+
+/// `localhost`, `127.0.0.1`, `[::1]` (with or without a port).
+fn is_loopback_authority(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                authority
+            }
+        }),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(is_loopback_ip)
+}
+
+/// Loopback, IPv4 seen through an IPv6 socket (`::ffff:127.0.0.1`) included.
+fn is_loopback_ip(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+    }
+}
+
+/// `http://localhost:4010` and the like; `null` (a file or sandboxed page) is foreign.
+fn is_loopback_origin(origin: &str) -> bool {
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|rest| is_loopback_authority(rest.trim_end_matches('/')))
 }
 
 async fn unknown(State(mock): State<Shared>, request: Request) -> Refusal {

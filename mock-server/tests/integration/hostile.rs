@@ -82,7 +82,7 @@ impl Raw {
         out.extend_from_slice(method);
         out.push(b' ');
         out.extend_from_slice(target);
-        out.extend_from_slice(b" HTTP/1.1\r\nHost: mock\r\n");
+        out.extend_from_slice(b" HTTP/1.1\r\nHost: localhost\r\n");
         for (name, value) in headers {
             out.extend_from_slice(name);
             out.extend_from_slice(b": ");
@@ -1410,4 +1410,50 @@ async fn shutdown_is_not_held_up_by_a_client_that_never_finishes_its_headers() {
         stopped.is_some(),
         "the server exited within {HANG:?} of SIGTERM although a client never finished its headers"
     );
+}
+
+/// Issue 15, item 2: a web page (CSRF) or a rebound DNS name must not drive
+/// the control plane. Each refusal leaves the world as it was.
+#[tokio::test]
+async fn the_control_plane_refuses_foreign_hosts_foreign_origins_and_bodies_that_are_not_json() {
+    let m = TestMock::start(embedded(), hostile_fixture()).await;
+    let create = r#"{"name":"csrf","owner":{"location":"testLocationA0000001"},"scopes":[]}"#;
+    let post = |host: Option<&str>, origin: Option<&str>, content_type: &str| {
+        let mut r =
+            m.http.post(format!("{}/__admin/integrations", m.url)).header("Content-Type", content_type).body(create);
+        if let Some(h) = host {
+            r = r.header("Host", h);
+        }
+        if let Some(o) = origin {
+            r = r.header("Origin", o);
+        }
+        async move { read(r.send().await.expect("admin request")).await }
+    };
+    let count = || async {
+        m.admin(reqwest::Method::GET, "/integrations", None).await.1["integrations"].as_array().map(Vec::len)
+    };
+    let before = count().await;
+    let (status, body) = post(Some("evil.example"), None, "application/json").await;
+    assert_eq!(status, 403, "a foreign Host: {body}");
+    assert!(body["message"].as_str().unwrap().contains("evil.example"), "{body}");
+    let (status, body) = post(None, Some("http://evil.example"), "application/json").await;
+    assert_eq!(status, 403, "a foreign Origin: {body}");
+    let (status, body) = post(None, Some("null"), "application/json").await;
+    assert_eq!(status, 403, "a sandboxed page's Origin: {body}");
+    let (status, body) = post(None, None, "text/plain").await;
+    assert_eq!(status, 415, "JSON sent as text/plain, as a form post can: {body}");
+    let (status, _) = post(None, None, "application/x-www-form-urlencoded").await;
+    assert_eq!(status, 415);
+    let reset = m.http.post(format!("{}/__admin/reset", m.url)).header("Host", "evil.example").send().await.unwrap();
+    assert_eq!(reset.status().as_u16(), 403, "reset answers no fresh tokens to a foreign Host");
+    assert_eq!(count().await, before, "nothing was created by the refused calls");
+    // The mock's own page and tools: loopback names, with or without a port.
+    for (host, origin) in [
+        (None, None),
+        (Some("localhost:4010"), Some("http://localhost:4010")),
+        (Some("[::1]:80"), Some("http://127.0.0.1:9")),
+    ] {
+        let (status, body) = post(host, origin, "application/json; charset=utf-8").await;
+        assert_eq!(status, 201, "{host:?} {origin:?}: {body}");
+    }
 }
