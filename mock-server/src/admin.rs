@@ -245,13 +245,7 @@ async fn list(State(mock): State<Shared>) -> Answer {
 }
 
 async fn show(State(mock): State<Shared>, Path(id): Path<String>) -> Answer {
-    let view = mock
-        .world()
-        .await
-        .map_err(|e| unavailable(&mock, e))?
-        .integration(&id)
-        .map(|pi| pi.view())
-        .map_err(|e| world_refusal(&mock, e))?;
+    let view = view_of(&mock, &id).await?;
     ok(json!({"integration": view}))
 }
 
@@ -266,6 +260,12 @@ struct CreateIntegration {
     scopes: Vec<String>,
     #[serde(default)]
     token: Option<String>,
+}
+
+/// What the control plane shows of integration `id`.
+async fn view_of(mock: &Shared, id: &str) -> Result<crate::world::IntegrationView, Refusal> {
+    let world = mock.world().await.map_err(|e| unavailable(mock, e))?;
+    world.integration(id).map(|pi| pi.view()).map_err(|e| world_refusal(mock, e))
 }
 
 /// The state could not be made durable.
@@ -299,13 +299,7 @@ async fn create(State(mock): State<Shared>, body: Bytes) -> Answer {
         .await
         .map_err(|e| unavailable(&mock, e))?
         .map_err(|e| world_refusal(&mock, e))?;
-    let view = mock
-        .world()
-        .await
-        .map_err(|e| unavailable(&mock, e))?
-        .integration(&id)
-        .map(|pi| pi.view())
-        .map_err(|e| world_refusal(&mock, e))?;
+    let view = view_of(&mock, &id).await?;
     tracing::info!(integration = %id, token = %view.token_fingerprint, "private integration created");
     Ok((StatusCode::CREATED, Json(json!({"integration": view, "token": token}))).into_response())
 }
@@ -362,13 +356,7 @@ async fn rotate(State(mock): State<Shared>, Path(id): Path<String>, body: Bytes)
         .await
         .map_err(|e| unavailable(&mock, e))?
         .map_err(|e| world_refusal(&mock, e))?;
-    let view = mock
-        .world()
-        .await
-        .map_err(|e| unavailable(&mock, e))?
-        .integration(&id)
-        .map(|pi| pi.view())
-        .map_err(|e| world_refusal(&mock, e))?;
+    let view = view_of(&mock, &id).await?;
     tracing::info!(integration = %id, token = %view.token_fingerprint, grace, "private integration rotated");
     ok(json!({"integration": view, "token": token}))
 }

@@ -339,16 +339,21 @@ impl Memory {
 
     /// Every entry a snapshot of the store needs, for compacting the log.
     pub fn snapshot_entries(&self) -> Vec<Value> {
+        self.every_record(|kind, id, e| put_entry(kind, id, e))
+    }
+
+    /// `f` of every record of every kind, one shard locked at a time.
+    fn every_record<T>(&self, f: impl Fn(&Arc<str>, &str, &Entry) -> T) -> Vec<T> {
         let kinds: Vec<(Arc<str>, Arc<RwLock<Shard>>)> = {
             let kinds = self.kinds.read().unwrap_or_else(|p| p.into_inner());
             kinds.iter().map(|(k, s)| (k.clone(), s.clone())).collect()
         };
-        let mut entries = Vec::new();
+        let mut out = Vec::new();
         for (kind, shard) in kinds {
             let shard = shard.read().unwrap_or_else(|p| p.into_inner());
-            entries.extend(shard.records.iter().map(|(id, e)| put_entry(&kind, id, e)));
+            out.extend(shard.records.iter().map(|(id, e)| f(&kind, id, e)));
         }
-        entries
+        out
     }
 }
 
@@ -525,16 +530,7 @@ impl Records for Memory {
     }
 
     async fn all(&self) -> Result<Vec<Stored>, RecordError> {
-        let kinds: Vec<(Arc<str>, Arc<RwLock<Shard>>)> = {
-            let kinds = self.kinds.read().unwrap_or_else(|p| p.into_inner());
-            kinds.iter().map(|(k, s)| (k.clone(), s.clone())).collect()
-        };
-        let mut out = Vec::new();
-        for (kind, shard) in kinds {
-            let shard = shard.read().unwrap_or_else(|p| p.into_inner());
-            out.extend(shard.records.iter().map(|(id, e)| stored(&kind, id, e)));
-        }
-        Ok(out)
+        Ok(self.every_record(stored))
     }
 }
 
