@@ -232,12 +232,26 @@ impl Rules {
 /// A response whose body breaks off: nothing after the headers (`Reset`), or
 /// half of `body` under a `Content-Length` of all of it (`Truncate`).
 pub fn faulty(fault: Fault, status: StatusCode, body: Bytes) -> Response {
-    let broken = || std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fault injected by a ghl-mock rule");
-    let chunks: Vec<Result<Bytes, std::io::Error>> = match fault {
-        Fault::Reset => vec![Err(broken())],
-        Fault::Truncate => vec![Ok(body.slice(..body.len() / 2)), Err(broken())],
+    // What goes out before the break: nothing of the body (`Reset`), or its
+    // first half (`Truncate`). The stream then waits a moment, so that the
+    // server flushes the headers (and the half) to the socket, and fails,
+    // which makes the server drop the connection mid-answer.
+    let first = match fault {
+        Fault::Reset => None,
+        Fault::Truncate => Some(body.slice(..body.len() / 2)),
     };
-    let mut response = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
+    let stream = futures_util::stream::unfold(Some(first), |step| async move {
+        match step? {
+            Some(part) => Some((Ok(part), Some(None))),
+            None => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let broken =
+                    std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fault injected by a ghl-mock rule");
+                Some((Err(broken), None))
+            }
+        }
+    });
+    let mut response = Response::new(Body::from_stream(stream));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));

@@ -1457,3 +1457,54 @@ async fn the_control_plane_refuses_foreign_hosts_foreign_origins_and_bodies_that
         assert_eq!(status, 201, "{host:?} {origin:?}: {body}");
     }
 }
+
+/// Everything the server sends on one connection for one raw request, until
+/// it closes (or a bound of five seconds).
+async fn bytes_until_close(addr: &str, request: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    socket.write_all(request.as_bytes()).await.expect("send");
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the server closed the connection within 5 s");
+    got
+}
+
+/// Issue 15, item 4: `reset` delivers the status line and headers, then
+/// breaks off; `truncate` declares the whole length and sends half.
+#[tokio::test]
+async fn fault_rules_send_the_headers_or_half_the_body_then_break_off_at_the_byte_level() {
+    let m = TestMock::start(embedded(), hostile_fixture()).await;
+    let addr = m.url.trim_start_matches("http://").to_string();
+    let token = m.tokens[0].token.clone();
+    let path = normal_path();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nVersion: 2021-07-28\r\nConnection: close\r\n\r\n"
+    );
+    let whole = bytes_until_close(&addr, &request).await;
+    assert!(whole.starts_with(b"HTTP/1.1 200"), "a normal answer first: {}", shown(&whole));
+    for fault in ["reset", "truncate"] {
+        let (status, rule) =
+            m.admin(reqwest::Method::POST, "/rules", Some(serde_json::json!({"path": path.split('?').next().unwrap(), "count": 1, "fault": fault, "status": 200}))).await;
+        assert_eq!(status, 201, "{rule}");
+        let got = bytes_until_close(&addr, &request).await;
+        let text = String::from_utf8_lossy(&got).to_string();
+        assert!(text.starts_with("HTTP/1.1 200"), "{fault}: the status line went out: {}", shown(&got));
+        let end =
+            text.find("\r\n\r\n").unwrap_or_else(|| panic!("{fault}: the headers went out whole: {}", shown(&got)));
+        let (head, body) = (&text[..end], &text[end + 4..]);
+        assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{fault}: {head}");
+        match fault {
+            "reset" => assert_eq!(body, "", "reset: nothing of the body after the headers"),
+            _ => {
+                let declared: usize = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().to_string()))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("truncate declares a length: {head}"));
+                assert!(declared > 1, "{head}");
+                assert_eq!(body.len(), declared / 2, "truncate: half of the declared {declared} bytes, then the break");
+            }
+        }
+    }
+}
