@@ -462,7 +462,10 @@ async fn create_app(State(mock): State<Shared>, body: Bytes) -> Answer {
         name: req.name,
         scopes: req.scopes,
     };
-    mock.change_world(|w| w.apps.insert(client_id.clone(), app.clone())).await.map_err(|e| unavailable(&mock, e))?;
+    // The secret is shown once, here; the world keeps its digest.
+    mock.change_world(|w| w.apps.insert(client_id.clone(), app.clone().kept()))
+        .await
+        .map_err(|e| unavailable(&mock, e))?;
     Ok((StatusCode::CREATED, Json(json!({"app": app}))).into_response())
 }
 

@@ -211,16 +211,25 @@ pub fn build(
 ) -> Result<(World, Vec<IssuedToken>), FixtureError> {
     let err = |source| FixtureError::World { file: file.into(), source };
     let mut world = World::default();
+    let limits = |id: &str, profile: Option<Profile>| match profile {
+        Some(p) if p.burst == 0 || p.window_ms == 0 || p.daily == 0 => Err(err(WorldError::Invalid(format!(
+            "rate_limits of {id}: burst, window_ms and daily must be positive (a zero would switch the limit off)"
+        )))),
+        other => Ok(other),
+    };
     for c in &fixture.companies {
+        if world.company(&c.id).is_some() {
+            return Err(err(WorldError::Invalid(format!("company {} appears twice", c.id))));
+        }
         world.add_company(Company { id: c.id.clone(), name: c.name.clone(), environment: c.environment });
-        if let Some(profile) = c.rate_limits {
+        if let Some(profile) = limits(&c.id, c.rate_limits)? {
             world.rate_limits.insert(c.id.clone(), profile);
         }
         for l in &c.locations {
             world
                 .add_location(Location { id: l.id.clone(), name: l.name.clone(), company_id: c.id.clone() })
                 .map_err(err)?;
-            if let Some(profile) = l.rate_limits {
+            if let Some(profile) = limits(&l.id, l.rate_limits)? {
                 world.rate_limits.insert(l.id.clone(), profile);
             }
         }
@@ -246,7 +255,7 @@ pub fn build(
         if let Some(known) = known_scopes {
             check_scopes(&app.scopes, known).map_err(err)?;
         }
-        world.apps.insert(app.client_id.clone(), app.clone());
+        world.apps.insert(app.client_id.clone(), app.clone().kept());
     }
     Ok((world, issued))
 }

@@ -340,7 +340,8 @@ pub fn begin<'a>(
         index: 0,
         at_ms,
         method: method.clone(),
-        path: path.to_string(),
+        // A token pasted into the URL is kept only as its fingerprint.
+        path: crate::auth::secret::redact_path(path).into_owned(),
         operation: None,
         token: String::new(),
         location: None,

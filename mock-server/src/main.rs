@@ -246,6 +246,19 @@ fn serve(args: ServeArgs) -> ExitCode {
         state_file: args.state.clone(),
         journal_capacity: args.journal_capacity,
     };
+    if config.admin_token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        eprintln!(
+            "ghl-mock: cannot start: the admin token (--admin-token or GHL_MOCK_ADMIN_TOKEN) is empty, \
+             which would lock the control plane; give a token or unset it"
+        );
+        return ExitCode::from(2);
+    }
+    if config.admin_remote && config.admin_token.is_none() {
+        eprintln!(
+            "ghl-mock: warning: --admin-remote without --admin-token lets any host that reaches this port \
+             change tokens, limits and the clock"
+        );
+    }
     let clock = if args.frozen_clock { Clock::frozen_now() } else { Clock::system() };
     let started_mock = match Mock::start(set, config, clock, fixture) {
         Ok(s) => s,

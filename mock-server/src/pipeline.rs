@@ -27,7 +27,7 @@ pub async fn handle(State(mock): State<Arc<Mock>>, request: Request) -> Response
     // Logged by fingerprint only; computed only when someone listens.
     let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| {
         let token = check::bearer(request.headers()).map(secret::fingerprint).unwrap_or_else(|_| "none".into());
-        (request.uri().path().to_string(), token)
+        (secret::redact_path(request.uri().path()).into_owned(), token)
     });
     // Issue 8: this request's journal record, finished below (or on drop, if the client hangs up first).
     let mut journaled =

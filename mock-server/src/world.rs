@@ -105,12 +105,36 @@ impl PrivateIntegration {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OAuthApp {
     pub client_id: String,
+    /// As given in a fixture; the world keeps only its digest
+    /// (`sha256:…`, see [`OAuthApp::kept`]), so no state file holds it.
     pub client_secret: String,
     #[serde(default)]
     pub name: String,
     /// Scopes the app may be granted.
     #[serde(default)]
     pub scopes: Vec<String>,
+}
+
+const DIGEST: &str = "sha256:";
+
+impl OAuthApp {
+    /// The app as the world keeps it: the secret replaced by its digest.
+    pub fn kept(mut self) -> Self {
+        if !self.client_secret.starts_with(DIGEST) {
+            let hex: String = secret::hash(&self.client_secret).iter().map(|b| format!("{b:02x}")).collect();
+            self.client_secret = format!("{DIGEST}{hex}");
+        }
+        self
+    }
+
+    /// Whether `given` is the app's secret.
+    pub fn secret_is(&self, given: &str) -> bool {
+        let hex: String = secret::hash(given).iter().map(|b| format!("{b:02x}")).collect();
+        match self.client_secret.strip_prefix(DIGEST) {
+            Some(kept) => kept == hex,
+            None => secret::hash(&self.client_secret) == secret::hash(given),
+        }
+    }
 }
 
 /// A PIT that the world recognised.
@@ -228,6 +252,9 @@ impl World {
     pub fn add_location(&mut self, location: Location) -> Result<(), WorldError> {
         if !self.companies.contains_key(&location.company_id) {
             return Err(WorldError::UnknownCompany(location.company_id));
+        }
+        if self.locations.contains_key(&location.id) {
+            return Err(WorldError::Invalid(format!("location {} is there already", location.id)));
         }
         self.locations.insert(location.id.clone(), location);
         Ok(())

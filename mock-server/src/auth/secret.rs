@@ -52,9 +52,47 @@ pub fn looks_like_pit(token: &str) -> bool {
     token.len() == 40 && token.starts_with("pit-") && uuid::Uuid::parse_str(&token[4..]).is_ok()
 }
 
+/// True when a path segment (percent-decoded or not) has a token's shape:
+/// anything starting `pit-`, or three base64url parts starting `eyJ` (a JWT).
+fn token_shaped(segment: &str) -> bool {
+    let lower = segment.to_ascii_lowercase();
+    if lower.starts_with("pit-") || lower.starts_with("pit%2d") {
+        return true;
+    }
+    let parts: Vec<&str> = segment.split('.').collect();
+    parts.len() == 3
+        && segment.starts_with("eyJ")
+        && segment.len() > 20
+        && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+}
+
+/// The path with every token-shaped segment replaced by the token's
+/// fingerprint, for logs, the journal and reports (a token pasted into a
+/// URL is still a secret).
+pub fn redact_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.split('/').any(token_shaped) {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let redacted: Vec<String> =
+        path.split('/').map(|s| if token_shaped(s) { fingerprint(s) } else { s.to_string() }).collect();
+    std::borrow::Cow::Owned(redacted.join("/"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_shaped_path_segments_are_replaced_by_their_fingerprint() {
+        let pit = new_pit();
+        let path = format!("/contacts/{pit}/notes");
+        let redacted = redact_path(&path);
+        assert!(!redacted.contains(&pit[4..]), "{redacted}");
+        assert_eq!(redacted, format!("/contacts/{}/notes", fingerprint(&pit)));
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXBhcnQ";
+        assert!(!redact_path(&format!("/x/{jwt}")).contains("eyJ"));
+        assert_eq!(redact_path("/contacts/abc123/notes"), "/contacts/abc123/notes", "ordinary ids stay");
+    }
 
     #[test]
     fn minted_pits_have_the_real_shape() {

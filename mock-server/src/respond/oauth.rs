@@ -22,8 +22,7 @@ pub async fn token(mock: &Mock, world: &crate::World, body: Option<&Value>) -> R
     let client_id = need("client_id")?;
     let client_secret = need("client_secret")?;
     let grant_type = need("grant_type")?;
-    let known =
-        world.apps.get(client_id).is_some_and(|app| secret::hash(&app.client_secret) == secret::hash(client_secret));
+    let known = world.apps.get(client_id).is_some_and(|app| app.secret_is(client_secret));
     if !known {
         return Err(OAuthError::invalid_client().into());
     }

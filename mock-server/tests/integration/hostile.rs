@@ -1508,3 +1508,131 @@ async fn fault_rules_send_the_headers_or_half_the_body_then_break_off_at_the_byt
         }
     }
 }
+
+/// `ghl-mock serve ARGS…` that is expected to refuse to start: its exit
+/// status and what it printed.
+fn refused_start(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ghl-mock"));
+    command.args(["serve", "--port", "0"]).args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().expect("ghl-mock runs");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+/// Issue 15, item 9: settings that would silently break the mock are refused
+/// at start with a message naming the setting.
+#[test]
+fn settings_that_would_silently_break_the_mock_are_refused_at_start() {
+    let dir = scratch_dir("refused-start");
+    let missing = dir.join("no-such-dir").join("state.log");
+    let (code, err) = refused_start(&["--state", missing.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(2), "a --state in a missing directory fails at start, not at every save: {err}");
+    assert!(err.contains("no-such-dir"), "the message names the path: {err}");
+    let (code, err) = refused_start(&[], &[("GHL_MOCK_ADMIN_TOKEN", "")]);
+    assert_eq!(code, Some(2), "an empty admin token would lock the control plane: {err}");
+    assert!(err.contains("admin token"), "{err}");
+    for (name, fixture) in [
+        (
+            "window_ms: 0",
+            "companies: [{id: c1, rate_limits: {burst: 25, window_ms: 0, daily: 10}, locations: [{id: l1}]}]",
+        ),
+        ("the same location twice", "companies: [{id: c1, locations: [{id: l1}, {id: l1}]}]"),
+        ("the same company twice", "companies: [{id: c1, locations: [{id: l1}]}, {id: c1, locations: [{id: l2}]}]"),
+    ] {
+        let path = dir.join("fixture.yaml");
+        std::fs::write(&path, fixture).unwrap();
+        let (code, err) = refused_start(&["--fixture", path.to_str().unwrap()], &[]);
+        assert_eq!(code, Some(2), "{name} is refused: {err}");
+        assert!(err.contains("c1") || err.contains("l1"), "{name}: the message names the id: {err}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_control_plane_open_to_other_hosts_without_a_token_is_warned_about() {
+    let mut server = start_binary(&["--admin-remote".as_ref()]);
+    let status = server.terminate_and_logs();
+    assert!(status.1.contains("--admin-remote without --admin-token"), "{}", status.1);
+}
+
+/// Issue 15, item 8: a token pasted into the URL path is a secret too: the
+/// debug log, the journal and every report format show its fingerprint only.
+#[tokio::test]
+async fn a_token_in_the_url_path_is_shown_only_as_its_fingerprint() {
+    let mut server = start_binary(&[]);
+    let token = server
+        .first_lines
+        .iter()
+        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("pit-")))
+        .unwrap()
+        .to_string();
+    let secret = &token[4..];
+    let client = reqwest::Client::new();
+    let (status, _) = read(
+        client
+            .get(format!("{}/contacts/{token}", server.url))
+            .bearer_auth(&token)
+            .header("Version", "2021-07-28")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(status >= 400, "a made-up contact id");
+    let _ = client.get(format!("{}/nothing/{token}/here", server.url)).send().await.unwrap();
+    let mut shown = Vec::new();
+    for path in ["/__admin/journal", "/__admin/report", "/__admin/report?format=text", "/__admin/report?format=junit"] {
+        shown.push(client.get(format!("{}{path}", server.url)).send().await.unwrap().text().await.unwrap());
+    }
+    let (_, logs) = server.terminate_and_logs();
+    shown.push(logs);
+    for (i, text) in shown.iter().enumerate() {
+        assert!(!text.contains(secret), "output {i} holds the token: {}", &text[..text.len().min(400)]);
+    }
+    assert!(
+        shown[0].contains(&ghl_mock::auth::secret::fingerprint(&token)),
+        "the journal shows the fingerprint: {}",
+        shown[0]
+    );
+}
+
+/// Issue 15, item 8: an OAuth app's client secret is kept as a digest, so
+/// the `--state` file never holds it, and it still works after a restart.
+#[tokio::test]
+async fn oauth_client_secrets_are_kept_as_digests_and_still_work_after_a_restart() {
+    let dir = scratch_dir("secret-digest");
+    let state = dir.join("state.log");
+    let secret = format!("s3cret-{}", fastrand::u64(..));
+    let client = reqwest::Client::new();
+    let server = start_binary(&["--state".as_ref(), state.as_os_str()]);
+    let app = serde_json::json!({"client_id": "digest-app", "client_secret": secret, "name": "Digest", "scopes": ["contacts.readonly"]});
+    let created = client.post(format!("{}/__admin/oauth/apps", server.url)).json(&app).send().await.unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    server.terminate();
+    let text = std::fs::read_to_string(&state).unwrap();
+    assert!(text.contains("digest-app") && !text.contains(&secret), "the state file keeps the app, not its secret");
+    let server = start_binary(&["--state".as_ref(), state.as_os_str()]);
+    let code = client
+        .post(format!("{}/__admin/oauth/codes", server.url))
+        .json(&serde_json::json!({"client_id": "digest-app", "owner": {"location": "ghlMockLocationA0001"}, "scopes": ["contacts.readonly"]}))
+        .send()
+        .await
+        .unwrap();
+    let code: serde_json::Value = code.json().await.unwrap();
+    let exchange = |given: String| {
+        let form = [
+            ("client_id", "digest-app".to_string()),
+            ("client_secret", given),
+            ("grant_type", "authorization_code".into()),
+            ("code", code["code"].as_str().unwrap().to_string()),
+        ];
+        let request = client.post(format!("{}/oauth/token", server.url)).form(&form);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(exchange("wrong".into()).await, 401, "a wrong secret is refused");
+    assert_eq!(exchange(secret.clone()).await, 200, "the right one works against the kept digest");
+    server.terminate();
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -224,6 +224,13 @@ impl Server {
         self.logs.lock().unwrap().clone()
     }
 
+    /// Stops the server and answers its exit status and all it wrote to stderr.
+    pub fn terminate_and_logs(&mut self) -> (std::process::ExitStatus, String) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let status = self.child.wait().expect("wait for ghl-mock");
+        (status, self.all_logs())
+    }
+
     /// Asks the server to stop (SIGTERM) and waits for it.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
