@@ -34,7 +34,10 @@ pub async fn handle(State(mock): State<Arc<Mock>>, request: Request) -> Response
         crate::journal::begin(&*mock.journal, mock.clock.now_ms(), &method, request.uri().path(), request.headers());
     let mut rate = RateState::default();
     let mut refused = None;
-    let mut response = match answer(&mock, request, &mut rate, &mut journaled.seen, &trace_id).await {
+    let has_body = request.headers().get(header::TRANSFER_ENCODING).is_some()
+        || request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0");
+    let mut body_read = false;
+    let mut response = match answer(&mock, request, &mut rate, &mut journaled.seen, &trace_id, &mut body_read).await {
         Ok(response) => response,
         Err(e) => {
             tracing::debug!(status = e.status().as_u16(), reason = %e, "refused");
@@ -49,6 +52,11 @@ pub async fn handle(State(mock): State<Arc<Mock>>, request: Request) -> Response
         *response.body_mut() = Body::empty();
     }
     let headers = response.headers_mut();
+    // Refused before its body was read: the connection cannot carry another
+    // request (the body's bytes are still in it), so the client is told.
+    if has_body && !body_read {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Some(rate_headers) = &rate.headers {
         for (name, value) in rate_headers.pairs() {
             if let Ok(v) = HeaderValue::from_str(&value) {
@@ -131,6 +139,7 @@ async fn answer(
     rate: &mut RateState,
     seen: &mut Seen,
     trace_id: &str,
+    body_read: &mut bool,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
@@ -177,6 +186,7 @@ async fn answer(
         Ok(bytes) => bytes,
         Err(e) => return Err(before_limiter(mock, &principal, rate, e).await),
     };
+    *body_read = true;
     seen.body(&bytes);
     let body = parse_body(&parts.headers, &bytes, mock.config.limits.max_json_depth);
 

@@ -1636,3 +1636,47 @@ async fn oauth_client_secrets_are_kept_as_digests_and_still_work_after_a_restart
     server.terminate();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Issue 15, item 7: a client that shuts its write side after sending the
+/// request still gets the whole answer; a refusal that leaves a body unread
+/// says `Connection: close`, so the client does not reuse a spoilt connection.
+#[tokio::test]
+async fn half_closed_clients_get_their_answers_and_early_refusals_close_the_connection_openly() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let m = TestMock::start(embedded(), hostile_fixture()).await;
+    let addr = m.url.trim_start_matches("http://").to_string();
+    let token = m.tokens[0].token.clone();
+    let path = normal_path();
+    let mut answered = 0;
+    for n in 0..60 {
+        let request = if n % 3 == 2 {
+            let body = format!(r#"{{"locationId":"{LOC_A}","email":"half{n}@example.com"}}"#);
+            format!(
+                "POST /contacts/ HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nVersion: 2021-07-28\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        } else {
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nVersion: 2021-07-28\r\n\r\n")
+        };
+        let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        socket.write_all(request.as_bytes()).await.unwrap();
+        socket.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read_to_end(&mut got)).await;
+        let text = String::from_utf8_lossy(&got);
+        if text.starts_with("HTTP/1.1 20") && text.contains("\r\n\r\n{") {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 60, "every half-closed client got its answer");
+
+    let body = "x".repeat(100_000);
+    let request = format!(
+        "POST /contacts/ HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer pit-00000000-0000-4000-8000-000000000000\r\nVersion: 2021-07-28\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let got = bytes_until_close(&addr, &request).await;
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 401"), "{}", shown(&got));
+    assert!(text.contains("\r\nconnection: close\r\n"), "the refusal says the connection ends: {}", shown(&got));
+}
