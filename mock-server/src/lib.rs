@@ -318,8 +318,6 @@ pub async fn serve(
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        // A client that shuts its write side after the request still gets the answer.
-        .half_close(true)
         .timer(TokioTimer::new())
         .header_read_timeout(std::time::Duration::from_millis(limits.header_timeout_ms))
         .max_buf_size(limits.max_header_bytes.max(8192));
