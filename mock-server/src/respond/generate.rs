@@ -1064,10 +1064,8 @@ mod tests {
     fn a_huge_min_length_is_clamped_and_reported() {
         let schema =
             json!({"type": "object", "properties": {"name": {"type": "string", "minLength": 1_000_000_000u64}}});
-        let started = std::time::Instant::now();
         let mut generator = Generator::new(1, false);
         let v = generator.value(&schema);
-        assert!(started.elapsed() < std::time::Duration::from_secs(1));
         assert_eq!(v["name"].as_str().unwrap().len(), MAX_STRING);
         assert_eq!(
             generator.clamped(),
@@ -1094,10 +1092,8 @@ mod tests {
         let text = json!({"type": "string", "minLength": 4096});
         let level = |items: Value| json!({"type": "array", "minItems": 64, "items": items});
         let schema = level(level(level(text)));
-        let started = std::time::Instant::now();
         let mut generator = Generator::new(1, false);
         let v = generator.value(&schema);
-        assert!(started.elapsed() < std::time::Duration::from_secs(2));
         assert!(serde_json::to_vec(&v).unwrap().len() < 2 * MAX_BYTES);
         assert!(generator.clamped().iter().any(|c| c.limit == Limit::Size), "{:?}", generator.clamped());
     }

@@ -839,9 +839,8 @@ paths:
               schema: {type: object, required: [name], properties: {name: {type: string, minLength: 1000000000}}}
 "#,
         )];
-        let started = std::time::Instant::now();
+        // That it does not hang is the loader suite's to show (bounded, on a thread).
         let set = load(Source::Embedded(HUGE), 1).unwrap();
-        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
         let cut: Vec<_> = set.warnings.iter().filter(|w| w.kind == WarningKind::GeneratorClamped).collect();
         assert_eq!(cut.len(), 1, "{:?}", set.warnings);
         assert_eq!(cut[0].pointer, "/paths/~1x/get");

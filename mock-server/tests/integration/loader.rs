@@ -961,3 +961,48 @@ fn operation_fields_of_the_wrong_type_leave_the_other_operations_served() {
     }
     all_pass(results);
 }
+
+/// Issue 15, item 3: a response property of `minLength: 1e9` (or a billion
+/// items) cannot hang start-up: generation is bounded and the cut is a warning.
+#[test]
+fn a_spec_asking_for_a_billion_characters_loads_with_the_cut_reported() {
+    let scratch = Scratch::new("huge-min-length");
+    scratch.write(
+        "apps/huge.yaml",
+        r#"
+openapi: 3.0.0
+info: {title: huge, version: "1"}
+paths:
+  /huge:
+    get:
+      operationId: get-huge
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [name, items]
+                properties:
+                  name: {type: string, minLength: 1000000000}
+                  items: {type: array, minItems: 1000000000, items: {type: string, minLength: 1000000}}
+"#,
+    );
+    match load_bounded(&scratch.root.join("apps")) {
+        Loaded::Ok(set) => {
+            let cuts: Vec<&str> = set
+                .warnings
+                .iter()
+                .filter(|w| w.kind == WarningKind::GeneratorClamped)
+                .map(|w| w.message.as_str())
+                .collect();
+            assert!(cuts.iter().any(|m| m.contains("minLength 1000000000")), "{cuts:?}");
+            assert_eq!(set.operations.len(), 1);
+            assert!(set.operations[0].success.body.len() < 2 * 1024 * 1024, "the default body stays small");
+        }
+        Loaded::Hung => panic!("loading hung"),
+        Loaded::Panicked(p) => panic!("loading panicked: {p}"),
+        Loaded::Err(e) => panic!("refused: {e}"),
+    }
+}
