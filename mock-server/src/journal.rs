@@ -38,6 +38,22 @@ use crate::respond::control::Fault;
 
 /// `Version` values longer than this are recorded by length only.
 const MAX_VERSION_CHARS: usize = 24;
+/// A recorded path keeps at most this many bytes (and says how long it was):
+/// the journal's memory follows its capacity, not what clients send.
+pub const MAX_PATH_BYTES: usize = 1024;
+
+/// `path`, redacted, and cut to [`MAX_PATH_BYTES`] at a character boundary.
+fn recorded_path(path: &str) -> String {
+    let path = crate::auth::secret::redact_path(path);
+    if path.len() <= MAX_PATH_BYTES {
+        return path.into_owned();
+    }
+    let mut cut = MAX_PATH_BYTES;
+    while !path.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…({} bytes)", &path[..cut], path.len())
+}
 
 /// Why the mock refused a request, as a short machine-readable kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -341,7 +357,7 @@ pub fn begin<'a>(
         at_ms,
         method: method.clone(),
         // A token pasted into the URL is kept only as its fingerprint.
-        path: crate::auth::secret::redact_path(path).into_owned(),
+        path: recorded_path(path),
         operation: None,
         token: String::new(),
         location: None,

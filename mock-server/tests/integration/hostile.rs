@@ -1680,3 +1680,27 @@ async fn half_closed_clients_get_their_answers_and_early_refusals_close_the_conn
     assert!(text.starts_with("http/1.1 401"), "{}", shown(&got));
     assert!(text.contains("\r\nconnection: close\r\n"), "the refusal says the connection ends: {}", shown(&got));
 }
+
+/// Issue 15, item 5: requests to enormous paths cost the journal a bounded
+/// number of bytes each, not their length.
+#[tokio::test]
+async fn the_journal_keeps_a_bounded_prefix_of_enormous_paths() {
+    let m = TestMock::start(embedded(), hostile_fixture()).await;
+    let long = format!("/nothing/{}", "a".repeat(60_000));
+    for _ in 0..20 {
+        let (status, _) = read(m.http.get(format!("{}{long}", m.url)).send().await.unwrap()).await;
+        assert_eq!(status, 404);
+    }
+    let (_, journal) = m.admin(reqwest::Method::GET, "/journal?limit=100", None).await;
+    let entries = journal["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 20);
+    for e in entries {
+        let path = e["path"].as_str().unwrap();
+        assert!(path.len() <= ghl_mock::journal::MAX_PATH_BYTES + 32, "kept {} bytes of a 60 KB path", path.len());
+        assert!(
+            path.ends_with(&format!("…({} bytes)", long.len())),
+            "the cut says how long it was: {}",
+            &path[path.len() - 40..]
+        );
+    }
+}
