@@ -34,6 +34,18 @@ pub struct Fidelity {
     pub unknown_record_status: u16,
     /// An opportunity's pipeline and stage must be stored ones. [guess: on]
     pub check_pipeline_stages: bool,
+    /// A known path called with a method it does not serve: Express's 404
+    /// `Cannot PATCH /path` (HighLevel runs NestJS on Express), or 405 with
+    /// `Allow`. [guess, strong: 404]
+    pub wrong_method: WrongMethod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WrongMethod {
+    #[default]
+    NotFound,
+    MethodNotAllowed,
 }
 
 impl Default for Fidelity {
@@ -51,6 +63,7 @@ impl Default for Fidelity {
             rate: crate::limits::Settings::default(),
             unknown_record_status: 404,
             check_pipeline_stages: true,
+            wrong_method: WrongMethod::NotFound,
         }
     }
 }

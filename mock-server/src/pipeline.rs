@@ -146,7 +146,14 @@ async fn answer(
     let path = parts.uri.path();
     let (index, raw_params) = match mock.spec.find(&method, path) {
         Match::Found(index, params) => (index, params),
-        Match::WrongMethod(allowed) => return Err(ApiError::MethodNotAllowed { allowed }),
+        Match::WrongMethod(allowed) => {
+            return Err(match mock.config.fidelity.wrong_method {
+                crate::config::WrongMethod::MethodNotAllowed => ApiError::MethodNotAllowed { allowed },
+                crate::config::WrongMethod::NotFound => {
+                    ApiError::NotFound { method: method.to_string(), path: path.to_string() }
+                }
+            })
+        }
         Match::NotFound => return Err(ApiError::NotFound { method: method.to_string(), path: path.to_string() }),
     };
     let Some(op) = mock.spec.operation(index) else {

@@ -185,3 +185,35 @@ async fn spec_driven_answers_echo_the_requests_ids() {
     assert_eq!(body["report"]["locationId"].as_str(), Some(LOC_A), "the query's location: {body}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_wrong_method_answers_expresss_404_by_default_and_405_with_allow_as_a_setting() {
+    let m = start().await;
+    let token = m.token("A");
+    let patch = |m: &TestMock| {
+        m.http
+            .patch(format!("{}/contacts/?locationId={LOC_A}", m.url))
+            .bearer_auth(&token)
+            .header("Version", VERSION)
+            .send()
+    };
+    let response = patch(&m).await.unwrap();
+    assert!(response.headers().get("allow").is_none());
+    assert_eq!(
+        read(response).await,
+        (404, json!({"statusCode": 404, "message": "Cannot PATCH /contacts/", "error": "Not Found"}))
+    );
+    let mut config = ghl_mock::Config::default();
+    config.fidelity.wrong_method = ghl_mock::config::WrongMethod::MethodNotAllowed;
+    let strict = TestMock::start_with(
+        embedded(),
+        unlimited_fixture(&format!("  - {{name: A, owner: {{location: {LOC_A}}}, scopes: [contacts.readonly]}}")),
+        config,
+        ghl_mock::Clock::frozen(0),
+    )
+    .await;
+    let response = patch(&strict).await.unwrap();
+    let allow = response.headers().get("allow").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    assert_eq!(response.status().as_u16(), 405);
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+}
