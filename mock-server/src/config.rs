@@ -38,6 +38,9 @@ pub struct Fidelity {
     /// `Cannot PATCH /path` (HighLevel runs NestJS on Express), or 405 with
     /// `Allow`. [guess, strong: 404]
     pub wrong_method: WrongMethod,
+    /// Literal path segments match in any case (`/Contacts/` is `/contacts/`),
+    /// as Express routes by default. [guess, strong: on]
+    pub case_insensitive_paths: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -64,6 +67,7 @@ impl Default for Fidelity {
             unknown_record_status: 404,
             check_pipeline_stages: true,
             wrong_method: WrongMethod::NotFound,
+            case_insensitive_paths: true,
         }
     }
 }

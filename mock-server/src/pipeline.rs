@@ -144,7 +144,7 @@ async fn answer(
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
     let path = parts.uri.path();
-    let (index, raw_params) = match mock.spec.find(&method, path) {
+    let (index, raw_params) = match mock.spec.find_with(&method, path, mock.config.fidelity.case_insensitive_paths) {
         Match::Found(index, params) => (index, params),
         Match::WrongMethod(allowed) => {
             return Err(match mock.config.fidelity.wrong_method {

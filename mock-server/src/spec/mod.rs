@@ -206,6 +206,11 @@ impl SpecSet {
         self.router.find(method, path)
     }
 
+    /// As [`SpecSet::find`], literal segments in any case when `any_case`.
+    pub fn find_with(&self, method: &Method, path: &str, any_case: bool) -> Match {
+        self.router.find_with(method, path, any_case)
+    }
+
     pub fn operation(&self, index: usize) -> Option<&Operation> {
         self.operations.get(index)
     }

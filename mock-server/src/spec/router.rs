@@ -14,6 +14,9 @@ use axum::http::Method;
 #[derive(Default, Debug)]
 struct Node {
     literal: HashMap<String, Node>,
+    /// Lowercased literal → the literal as written, for routing that ignores
+    /// case (Express's default); the first of two that differ only by case wins.
+    folded: HashMap<String, String>,
     param: Option<(Vec<String>, Box<Node>)>,
     ops: Vec<(Method, usize)>,
 }
@@ -57,7 +60,10 @@ impl Router {
                     }
                     child
                 }
-                None => node.literal.entry(seg.to_string()).or_default(),
+                None => {
+                    node.folded.entry(seg.to_ascii_lowercase()).or_insert_with(|| seg.to_string());
+                    node.literal.entry(seg.to_string()).or_default()
+                }
             };
         }
         if let Some((_, existing)) = node.ops.iter().find(|(m, _)| *m == method) {
@@ -69,9 +75,15 @@ impl Router {
 
     /// Finds the operation for a request path (raw, still percent-encoded).
     pub fn find(&self, method: &Method, path: &str) -> Match {
+        self.find_with(method, path, false)
+    }
+
+    /// As [`Router::find`]; with `any_case`, literal segments match whatever
+    /// their case (parameters keep theirs).
+    pub fn find_with(&self, method: &Method, path: &str, any_case: bool) -> Match {
         let segs: Vec<&str> = segments(path).collect();
         let mut nodes = Vec::new();
-        collect(&self.root, &segs, &mut Vec::new(), &mut nodes);
+        collect(&self.root, &segs, any_case, &mut Vec::new(), &mut nodes);
         if nodes.is_empty() {
             return Match::NotFound;
         }
@@ -82,7 +94,7 @@ impl Router {
         }
         // HEAD is answered like GET without a body.
         if *method == Method::HEAD {
-            if let Match::Found(op, params) = self.find(&Method::GET, path) {
+            if let Match::Found(op, params) = self.find_with(&Method::GET, path, any_case) {
                 return Match::Found(op, params);
             }
         }
@@ -97,22 +109,27 @@ type Params = Vec<(String, String)>;
 
 /// Every node whose template matches, literal-first order, with the params
 /// bound on the way there.
-fn collect<'a>(node: &'a Node, segs: &[&str], bound: &mut Params, out: &mut Vec<(&'a Node, Params)>) {
+fn collect<'a>(node: &'a Node, segs: &[&str], any_case: bool, bound: &mut Params, out: &mut Vec<(&'a Node, Params)>) {
     let Some((first, rest)) = segs.split_first() else {
         if !node.ops.is_empty() {
             out.push((node, bound.clone()));
         }
         return;
     };
-    if let Some(child) = node.literal.get(*first) {
-        collect(child, rest, bound, out);
+    let literal = match node.literal.get(*first) {
+        Some(child) => Some(child),
+        None if any_case => node.folded.get(&first.to_ascii_lowercase()).and_then(|written| node.literal.get(written)),
+        None => None,
+    };
+    if let Some(child) = literal {
+        collect(child, rest, any_case, bound, out);
     }
     if let Some((names, child)) = &node.param {
         let before = bound.len();
         for name in names {
             bound.push((name.clone(), (*first).to_string()));
         }
-        collect(child, rest, bound, out);
+        collect(child, rest, any_case, bound, out);
         bound.truncate(before);
     }
 }

@@ -217,3 +217,26 @@ async fn a_wrong_method_answers_expresss_404_by_default_and_405_with_allow_as_a_
     assert_eq!(response.status().as_u16(), 405);
     assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
 }
+
+#[tokio::test]
+async fn paths_route_in_any_case_as_express_does_unless_the_setting_says_otherwise() {
+    let m = start().await;
+    let token = m.token("A");
+    let get = |m: &TestMock, path: &str| {
+        m.http.get(format!("{}{path}", m.url)).bearer_auth(&token).header("Version", VERSION).send()
+    };
+    let (status, body) = read(get(&m, &format!("/Contacts/?locationId={LOC_A}")).await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["contacts"].is_array(), "the contacts list: {body}");
+    let mut config = ghl_mock::Config::default();
+    config.fidelity.case_insensitive_paths = false;
+    let strict = TestMock::start_with(
+        embedded(),
+        unlimited_fixture(&format!("  - {{name: A, owner: {{location: {LOC_A}}}, scopes: [contacts.readonly]}}")),
+        config,
+        ghl_mock::Clock::frozen(0),
+    )
+    .await;
+    let (status, body) = read(get(&strict, &format!("/Contacts/?locationId={LOC_A}")).await.unwrap()).await;
+    assert_eq!((status, body["message"].as_str()), (404, Some("Cannot GET /Contacts/")));
+}
