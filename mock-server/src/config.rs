@@ -41,6 +41,8 @@ pub struct Fidelity {
     /// Literal path segments match in any case (`/Contacts/` is `/contacts/`),
     /// as Express routes by default. [guess, strong: on]
     pub case_insensitive_paths: bool,
+    /// Sub-accounts a sandbox company may hold (HighLevel: 2) [doc]; 0: any.
+    pub sandbox_max_locations: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -68,6 +70,7 @@ impl Default for Fidelity {
             check_pipeline_stages: true,
             wrong_method: WrongMethod::NotFound,
             case_insensitive_paths: true,
+            sandbox_max_locations: 2,
         }
     }
 }

@@ -109,6 +109,20 @@ impl Mock {
         let config_rate = config.fidelity.rate.clone();
         let (mut world, mut tokens) =
             fixture::build(&fixture.0, &fixture.1, strict.then_some(&known_scopes), &mut rng)?;
+        let most = config.fidelity.sandbox_max_locations;
+        for company in world.companies().filter(|c| c.environment == world::Environment::Sandbox) {
+            let held = world.locations().filter(|l| l.company_id == company.id).count();
+            if most > 0 && held > most {
+                return Err(StartError::Fixture(fixture::FixtureError::World {
+                    file: fixture.0.clone(),
+                    source: world::WorldError::Invalid(format!(
+                        "the sandbox company {} holds {held} locations; a HighLevel sandbox holds at most {most} \
+                         (fidelity setting sandbox_max_locations)",
+                        company.id
+                    )),
+                }));
+            }
+        }
         let bounds =
             state::Bounds { max_records: config.limits.max_records, max_bytes: config.limits.max_record_bytes };
         let memory = Arc::new(Memory::new(bounds, World::default()));

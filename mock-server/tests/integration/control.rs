@@ -240,3 +240,38 @@ async fn paths_route_in_any_case_as_express_does_unless_the_setting_says_otherwi
     let (status, body) = read(get(&strict, &format!("/Contacts/?locationId={LOC_A}")).await.unwrap()).await;
     assert_eq!((status, body["message"].as_str()), (404, Some("Cannot GET /Contacts/")));
 }
+
+#[test]
+fn a_sandbox_company_holds_at_most_two_locations_unless_the_setting_says_otherwise() {
+    let three = "companies: [{id: sandboxCo, environment: sandbox, locations: [{id: l1}, {id: l2}, {id: l3}]}]";
+    let fixture = ghl_mock::fixture::parse("three.yaml", three).unwrap();
+    let refused = ghl_mock::Mock::start(
+        embedded(),
+        ghl_mock::Config::default(),
+        ghl_mock::Clock::frozen(0),
+        Some(("three.yaml".into(), fixture.clone())),
+    );
+    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("sandboxCo holds 3 locations") && message.contains("at most 2"), "{message}");
+    let mut config = ghl_mock::Config::default();
+    config.fidelity.sandbox_max_locations = 0;
+    assert!(ghl_mock::Mock::start(
+        embedded(),
+        config,
+        ghl_mock::Clock::frozen(0),
+        Some(("three.yaml".into(), fixture))
+    )
+    .is_ok());
+    let production = three.replace("sandbox, locations", "production, locations");
+    let fixture = ghl_mock::fixture::parse("prod.yaml", &production).unwrap();
+    assert!(
+        ghl_mock::Mock::start(
+            embedded(),
+            ghl_mock::Config::default(),
+            ghl_mock::Clock::frozen(0),
+            Some(("prod.yaml".into(), fixture))
+        )
+        .is_ok(),
+        "a production agency holds any number"
+    );
+}
