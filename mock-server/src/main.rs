@@ -9,6 +9,39 @@ use std::time::Instant;
 use clap::{Parser, Subcommand};
 use ghl_mock::{spec, Clock, Config, Mock, Source};
 
+/// `println!` for command output, but a reader that went away (`| head -1`)
+/// ends the command quietly with success instead of a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        crate::out::write_line(&format!($($arg)*))
+    };
+}
+
+/// `print!`, with the same care for a closed pipe.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {
+        crate::out::write(&format!($($arg)*))
+    };
+}
+
+/// Command output to stdout; a closed pipe ends the process quietly.
+mod out {
+    use std::io::Write;
+
+    pub fn write(text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }
+
+    pub fn write_line(text: &str) {
+        write(&format!("{text}\n"));
+    }
+}
+
 mod remote;
 
 #[derive(Parser)]
@@ -161,7 +194,9 @@ fn main() -> ExitCode {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GHL_MOCK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal, and never under NO_COLOR.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if json {
         builder.json().init();
     } else {
@@ -286,18 +321,18 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         };
         let local: SocketAddr = listener.local_addr().unwrap_or_else(|_| ([127, 0, 0, 1], args.port).into());
-        println!("ghl-mock listening on http://{local}");
-        println!("  specs: {summary}");
+        say!("ghl-mock listening on http://{local}");
+        say!("  specs: {summary}");
         for t in &minted {
             let owner = match &t.owner {
                 ghl_mock::world::Owner::Location(l) => format!("locationId {l}"),
                 ghl_mock::world::Owner::Company(c) => format!("companyId {c}"),
             };
             // Printed once, to stdout, so a newcomer can curl at once; never logged.
-            println!("  private integration \"{}\" ({owner}): {}", t.name, t.token);
+            say!("  private integration \"{}\" ({owner}): {}", t.name, t.token);
         }
         // Always the banner's last line: scripts may wait for it.
-        println!("  control plane: http://{local}/__admin/ (see README)");
+        say!("  control plane: http://{local}/__admin/ (see README)");
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ready");
         match ghl_mock::serve(listener, mock, shutdown_signal()).await {
             Ok(()) => {
@@ -342,23 +377,23 @@ fn check_specs(dir: PathBuf, all: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    println!("files:");
+    say!("files:");
     for f in &set.files {
-        println!("  {:>4} operations  {}", f.operations, f.file);
+        say!("  {:>4} operations  {}", f.operations, f.file);
     }
     for e in &set.errors {
-        println!("  refused: {}", e.message);
+        say!("  refused: {}", e.message);
     }
     let scopes = set.scopes();
-    println!("operations: {}", set.operations.len());
-    println!("scopes ({}): {}", scopes.len(), scopes.into_iter().collect::<Vec<_>>().join(" "));
+    say!("operations: {}", set.operations.len());
+    say!("scopes ({}): {}", scopes.len(), scopes.into_iter().collect::<Vec<_>>().join(" "));
     let mut by_kind: std::collections::BTreeMap<String, usize> = Default::default();
     for w in &set.warnings {
         *by_kind.entry(format!("{:?}", w.kind)).or_default() += 1;
     }
-    println!("warnings: {}", set.warnings.len());
+    say!("warnings: {}", set.warnings.len());
     for (kind, n) in &by_kind {
-        println!("  {n:>5}  {kind}");
+        say!("  {n:>5}  {kind}");
     }
     let shown = if all { set.warnings.len() } else { 3 };
     let mut per_kind: std::collections::BTreeMap<String, usize> = Default::default();
@@ -366,12 +401,12 @@ fn check_specs(dir: PathBuf, all: bool) -> ExitCode {
         let n = per_kind.entry(format!("{:?}", w.kind)).or_default();
         *n += 1;
         if *n <= shown {
-            println!("warning: {w}");
+            say!("warning: {w}");
         }
     }
     if !all && !set.warnings.is_empty() {
-        println!("(the first {shown} of each kind are shown; --all lists every one)");
+        say!("(the first {shown} of each kind are shown; --all lists every one)");
     }
-    print!("{}", set.resources.render(&set.operations));
+    say_raw!("{}", set.resources.render(&set.operations));
     ExitCode::SUCCESS
 }

@@ -209,7 +209,7 @@ pub fn run(remote: Remote, call: Call) -> ExitCode {
                 .and_then(|v| serde_json::to_string_pretty(&v).ok())
                 .unwrap_or(text);
             if status.is_success() {
-                println!("{pretty}");
+                say!("{pretty}");
                 ExitCode::SUCCESS
             } else {
                 eprintln!("{pretty}");
@@ -342,7 +342,7 @@ pub fn journal(remote: Remote, args: JournalArgs) -> ExitCode {
     if args.clear {
         return match admin_call(&remote, reqwest::Method::DELETE, "/journal") {
             Ok((status, text)) if status.is_success() => {
-                println!("{text}");
+                say!("{text}");
                 ExitCode::SUCCESS
             }
             Ok((_, text)) | Err(text) => {
@@ -378,10 +378,10 @@ pub fn journal(remote: Remote, args: JournalArgs) -> ExitCode {
     match args.format {
         JournalFormat::Jsonl => {
             for e in entries {
-                println!("{e}");
+                say!("{e}");
             }
         }
-        JournalFormat::Table => print!("{}", journal_table(entries)),
+        JournalFormat::Table => say_raw!("{}", journal_table(entries)),
     }
     ExitCode::SUCCESS
 }
@@ -445,10 +445,10 @@ pub fn report(remote: Remote, args: ReportArgs) -> ExitCode {
         }
     };
     match args.format {
-        ReportFormat::Text => print!("{}", report.text()),
-        ReportFormat::Junit => print!("{}", report.junit()),
+        ReportFormat::Text => say_raw!("{}", report.text()),
+        ReportFormat::Junit => say_raw!("{}", report.junit()),
         ReportFormat::Json => match serde_json::to_string_pretty(&report) {
-            Ok(json) => println!("{json}"),
+            Ok(json) => say!("{json}"),
             Err(e) => {
                 eprintln!("ghl-mock: {e}");
                 return ExitCode::from(2);

@@ -483,3 +483,36 @@ async fn a_request_whose_client_gave_up_waiting_is_journaled_as_abandoned() {
     );
     assert_eq!(entry["location"], json!(LOC_A));
 }
+
+/// Issue 16, item 5: `ghl-mock journal | head -1` ends quietly, and logs
+/// written to a pipe or a file carry no colour codes.
+#[tokio::test]
+async fn the_cli_ends_quietly_when_its_reader_goes_away_and_logs_to_a_pipe_have_no_colour_codes() {
+    use std::io::{BufRead, BufReader};
+    let mut server = start_binary(&[]);
+    let client = reqwest::Client::new();
+    // More than a pipe holds (64 KiB), so the command meets the closed pipe.
+    for n in 0..400 {
+        let _ = client.get(format!("{}/nothing/here/{n}/{}", server.url, "x".repeat(200))).send().await.unwrap();
+    }
+    let mut journal = std::process::Command::new(env!("CARGO_BIN_EXE_ghl-mock"))
+        .args(["journal", "--url", &server.url, "--format", "jsonl"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ghl-mock journal runs");
+    let mut first = String::new();
+    BufReader::new(journal.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    // The reader is gone (as `head -1` goes) before the command has written all.
+    let out = journal.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(first.starts_with('{'), "{first}");
+    assert!(out.status.success(), "a closed pipe is no failure: {:?} {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let (_, logs) = server.terminate_and_logs();
+    assert!(
+        !logs.is_empty() && !logs.contains('\u{1b}'),
+        "no ANSI escapes in logs to a pipe: {}",
+        &logs[..logs.len().min(300)]
+    );
+}
