@@ -239,9 +239,11 @@ impl Limiter {
         let settings = &self.settings;
         self.with_counter(key, profile, now_ms, |counter| {
             if injected {
+                // A 429 says nothing is left in the window, injected or not.
+                let headers = RateHeaders { remaining: 0, ..counter.headers(profile) };
                 return Decision {
                     allowed: false,
-                    headers: counter.headers(profile),
+                    headers,
                     retry_after_secs: ceil_secs(i64::try_from(profile.window_ms).unwrap_or(i64::MAX)),
                     reason: Some(Refusal::Injected),
                 };

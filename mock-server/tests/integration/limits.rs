@@ -135,7 +135,9 @@ async fn injected_429s_for_a_location_a_token_or_a_path_end_after_their_count() 
         let (status, _) =
             m.admin(Method::POST, "/limits/injections", Some(json!({"target": target, "count": 2}))).await;
         assert_eq!(status, 201);
-        assert_eq!(get_with_headers(&m, &path, &token).await.0, 429, "{target}");
+        let (status, headers) = get_with_headers(&m, &path, &token).await;
+        assert_eq!(status, 429, "{target}");
+        assert_eq!(header(&headers, "x-ratelimit-remaining"), 0, "{target}: a 429 shows nothing left in the window");
         assert_eq!(get_with_headers(&m, &path, &token).await.0, 429, "{target}");
         assert_ne!(get_with_headers(&m, &path, &token).await.0, 429, "{target}: the rule is spent");
     }
