@@ -360,10 +360,7 @@ pub enum Style {
 
 /// ISO 8601 in UTC with milliseconds: `2025-03-04T05:06:07.089Z`.
 pub fn iso(ms: i64) -> String {
-    let (days, rest) = (ms.div_euclid(DAY_MS), ms.rem_euclid(DAY_MS));
-    let (y, m, d) = civil_from_days(days);
-    let (h, min, s, milli) = (rest / 3_600_000, rest / 60_000 % 60, rest / 1000 % 60, rest % 1000);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
+    crate::clock::iso8601(ms)
 }
 
 pub fn format(ms: i64, style: Style) -> String {
@@ -389,7 +386,7 @@ pub fn parse(text: &str) -> Option<(i64, Style)> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
-    let day_ms = days_from_civil(y, m, d) * DAY_MS;
+    let day_ms = crate::clock::days_from_civil(y, m, d) * DAY_MS;
     if b.len() == 10 {
         return Some((day_ms, Style::Date));
     }
@@ -417,29 +414,6 @@ pub fn parse(text: &str) -> Option<(i64, Style)> {
         }
         _ => None,
     }
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
