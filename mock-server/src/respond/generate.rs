@@ -18,7 +18,7 @@
 //! contradictory `allOf` can defeat it); callers check the result with the
 //! compiled validator.
 
-mod words;
+pub(crate) mod words;
 
 use std::fmt;
 

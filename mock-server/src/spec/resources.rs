@@ -107,10 +107,7 @@ impl Resource {
     /// The record's name in messages: `contact` → `Contact`.
     pub fn noun(&self) -> String {
         let last = self.kind.rsplit('/').find(|s| !s.is_empty() && *s != "{}").unwrap_or("record");
-        let singular = last
-            .strip_suffix("ies")
-            .map(|s| format!("{s}y"))
-            .unwrap_or_else(|| last.strip_suffix('s').filter(|s| !s.ends_with('s')).unwrap_or(last).to_string());
+        let singular = singular(last);
         let mut chars = singular.chars();
         match chars.next() {
             Some(first) => first.to_uppercase().chain(chars).collect(),
@@ -427,13 +424,10 @@ fn single_key(op: &Operation, collection: &str) -> Vec<String> {
     named.or_else(with_id).map(|(k, _)| vec![(*k).clone()]).unwrap_or_default()
 }
 
-/// `customFields` → `customField`, `categories` → `category`.
+/// `customFields` → `customField`, `categories` → `category` (the
+/// generator's rule, which also keeps `status` and `businesses` whole).
 fn singular(name: &str) -> String {
-    let name = name.trim_matches(|c| c == '{' || c == '}');
-    if let Some(stem) = name.strip_suffix("ies") {
-        return format!("{stem}y");
-    }
-    name.strip_suffix('s').filter(|s| !s.ends_with('s')).unwrap_or(name).to_string()
+    crate::respond::generate::words::singular(name.trim_matches(|c| c == '{' || c == '}'))
 }
 
 fn is_list_of_objects(schema: &Value) -> bool {
