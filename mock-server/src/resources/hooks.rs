@@ -55,19 +55,6 @@ impl Family {
     pub fn newest_first(self) -> bool {
         matches!(self, Family::ContactChild | Family::Messages)
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::Contacts => "contacts",
-            Family::ContactChild => "contact notes/tasks",
-            Family::Opportunities => "opportunities",
-            Family::Appointments => "appointments",
-            Family::Conversations => "conversations",
-            Family::Messages => "messages",
-            Family::Locations => "locations",
-            Family::Generic => "generic",
-        }
-    }
 }
 
 /// Index keys of a contact: its email (any case) and phone.
@@ -455,10 +442,6 @@ pub fn on_change(family: Family, prepared: &Prepared, record: &mut Record, now: 
         }
         _ => {}
     }
-    Ok(())
-}
-
-pub async fn after_update(_call: &Call<'_>, _before: &Stored, _after: &Stored) -> Result<(), ApiError> {
     Ok(())
 }
 

@@ -330,13 +330,12 @@ async fn update(call: &Call<'_>) -> Answer {
         set_times(record, resource, now, false);
         hooks::on_change(family, &prepared, record, now)
     };
-    let (before, after) = call
+    let (_, after) = call
         .mock
         .records
         .update(&resource.kind, &found.id, &change, hooks::indexing(call, &found.location))
         .await
         .map_err(|e| call.error(e))?;
-    hooks::after_update(call, &before, &after).await?;
     Ok((call.status(), single(call, &after.record)))
 }
 
@@ -653,9 +652,4 @@ fn framed_with(frame: &Value, path: &[String], content: Value) -> Value {
         out.insert(key.clone(), framed_with(&Value::Null, rest, c));
     }
     Value::Object(out)
-}
-
-/// True when the mock answers this operation from state.
-pub fn owns(mock: &Mock, op: usize) -> bool {
-    mock.spec.resources.binding(op).is_some()
 }

@@ -252,13 +252,6 @@ impl Memory {
         f()
     }
 
-    /// Runs `f` as a change would (for changes kept outside the records, such
-    /// as the world, that share the sink).
-    pub fn shared<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
-        f()
-    }
-
     /// Inserts a record at start-up, before anything is served (no sink).
     pub fn seed(&self, new: NewRecord, indexing: Indexing) -> Result<Stored, RecordError> {
         let (kind, shard) = self.shard(&new.kind);
