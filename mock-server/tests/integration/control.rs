@@ -24,6 +24,14 @@ async fn get(m: &TestMock, path: &str, prefer: Option<&str>) -> (u16, Value) {
     read(r.send().await.unwrap()).await
 }
 
+/// A mock whose fidelity profile `set` changes, with a contacts reader "A".
+async fn start_with_fidelity(set: impl FnOnce(&mut ghl_mock::Fidelity)) -> TestMock {
+    let mut config = ghl_mock::Config::default();
+    set(&mut config.fidelity);
+    let pit = format!("  - {{name: A, owner: {{location: {LOC_A}}}, scopes: [contacts.readonly]}}");
+    TestMock::start_with(embedded(), unlimited_fixture(&pit), config, ghl_mock::Clock::frozen(0)).await
+}
+
 fn calendars() -> String {
     format!("/calendars/?locationId={LOC_A}")
 }
@@ -203,15 +211,7 @@ async fn a_wrong_method_answers_expresss_404_by_default_and_405_with_allow_as_a_
         read(response).await,
         (404, json!({"statusCode": 404, "message": "Cannot PATCH /contacts/", "error": "Not Found"}))
     );
-    let mut config = ghl_mock::Config::default();
-    config.fidelity.wrong_method = ghl_mock::config::WrongMethod::MethodNotAllowed;
-    let strict = TestMock::start_with(
-        embedded(),
-        unlimited_fixture(&format!("  - {{name: A, owner: {{location: {LOC_A}}}, scopes: [contacts.readonly]}}")),
-        config,
-        ghl_mock::Clock::frozen(0),
-    )
-    .await;
+    let strict = start_with_fidelity(|f| f.wrong_method = ghl_mock::config::WrongMethod::MethodNotAllowed).await;
     let response = patch(&strict).await.unwrap();
     let allow = response.headers().get("allow").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     assert_eq!(response.status().as_u16(), 405);
@@ -228,15 +228,7 @@ async fn paths_route_in_any_case_as_express_does_unless_the_setting_says_otherwi
     let (status, body) = read(get(&m, &format!("/Contacts/?locationId={LOC_A}")).await.unwrap()).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["contacts"].is_array(), "the contacts list: {body}");
-    let mut config = ghl_mock::Config::default();
-    config.fidelity.case_insensitive_paths = false;
-    let strict = TestMock::start_with(
-        embedded(),
-        unlimited_fixture(&format!("  - {{name: A, owner: {{location: {LOC_A}}}, scopes: [contacts.readonly]}}")),
-        config,
-        ghl_mock::Clock::frozen(0),
-    )
-    .await;
+    let strict = start_with_fidelity(|f| f.case_insensitive_paths = false).await;
     let (status, body) = read(get(&strict, &format!("/Contacts/?locationId={LOC_A}")).await.unwrap()).await;
     assert_eq!((status, body["message"].as_str()), (404, Some("Cannot GET /Contacts/")));
 }
