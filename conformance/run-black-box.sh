@@ -19,15 +19,10 @@ low_scope_pit=pit-fa4efa4e-0000-4000-8000-00000000000b
 location=bbLocationA000000001
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-port="${GHL_BLACK_BOX_PORT:-}"
-if [ -z "$port" ]; then
-  for _ in $(seq 1 50); do
-    candidate=$((20000 + RANDOM % 20000))
-    if ! listening "$candidate"; then port=$candidate; break; fi
-  done
-fi
-[ -n "$port" ] || { echo "run-black-box: no free port found" >&2; exit 1; }
-url="http://127.0.0.1:$port"
+# Port 0 by default: the kernel picks a free port when ghl-mock binds, and the
+# banner ("ghl-mock listening on http://127.0.0.1:PORT") names it. A port probed
+# free here could be taken (say, as an ephemeral client port) before the bind.
+port="${GHL_BLACK_BOX_PORT:-0}"
 
 # Build first, so that waiting for the server below is not waiting for rustc.
 cargo build -q -p ghl-mock
@@ -42,14 +37,18 @@ stop() {
 trap stop EXIT
 
 ready=no
+url=""
 for _ in $(seq 1 120); do
+  if [ -z "$url" ]; then
+    url=$(sed -n 's/^ghl-mock listening on \(http:[^ ]*\).*/\1/p' "$log" | head -n 1)
+  fi
   # A fresh machine may have no curl: the port accepting connections is enough.
-  if listening "$port"; then ready=yes; break; fi
+  if [ -n "$url" ] && listening "${url##*:}"; then ready=yes; break; fi
   if ! kill -0 "$server" 2>/dev/null; then break; fi
   sleep 0.5
 done
 if [ "$ready" != yes ]; then
-  echo "run-black-box: ghl-mock did not answer on $url; its output:" >&2
+  echo "run-black-box: ghl-mock did not answer on port $port; its output:" >&2
   cat "$log" >&2
   exit 1
 fi
