@@ -253,11 +253,16 @@ async fn answer(
             path,
             trace_id,
         };
-        let (status, mut answer) = crate::resources::answer(&call).await?;
-        if let Some(validator) = &op.success.validator {
-            crate::resources::conform(&call, &mut answer, validator);
-        }
-        return Ok(json_response(status, Bytes::from(serde_json::to_vec(&answer).unwrap_or_default())));
+        let (status, body) = match crate::resources::answer(&call).await? {
+            (status, crate::resources::Reply::Ready(bytes)) => (status, bytes),
+            (status, crate::resources::Reply::Value(mut answer)) => {
+                if let Some(validator) = &op.success.validator {
+                    crate::resources::conform(&call, &mut answer, validator);
+                }
+                (status, serde_json::to_vec(&answer).unwrap_or_default())
+            }
+        };
+        return Ok(json_response(status, Bytes::from(body)));
     }
     let status = StatusCode::from_u16(incoming.op.success.status).unwrap_or(StatusCode::OK);
     Ok(json_response(status, echoed(&incoming, body.as_ref())))

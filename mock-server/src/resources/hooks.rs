@@ -199,7 +199,7 @@ pub async fn before_create(call: &Call<'_>, location: &str, record: &mut Record)
             let stages = pipeline_stages(call, location, record.get("pipelineId")).await?;
             check_stage(&stages, record)?;
             if let Some(contact) = contact_of(call, record).await {
-                record.insert("contact".into(), contact_summary(&contact.record));
+                record.insert("contact".into(), contact_summary(contact.fields()));
             }
         }
         Family::Appointments => {
@@ -554,7 +554,7 @@ pub async fn upsert_contact(call: &Call<'_>) -> Answer {
         .upsert(new, &keys, &change, indexing(call, &location))
         .await
         .map_err(|e| record_error(call.mock, Family::Contacts, "Contact", e))?;
-    let mut answer = single(call, &after.record);
+    let mut answer = single(call, after.fields());
     if let Value::Object(map) = &mut answer {
         map.insert("new".into(), json!(before.is_none()));
         map.insert("traceId".into(), json!(call.trace_id));

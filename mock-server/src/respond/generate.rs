@@ -1124,13 +1124,7 @@ mod tests {
     /// and every generated one valid. Skipped loudly without the corpus.
     #[test]
     fn the_official_corpus_answers_with_believable_values() {
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/highlevel-openapi/apps");
-        if !dir.is_dir() {
-            let required = std::env::var("GHL_REQUIRE_SHARED").is_ok_and(|v| v == "1");
-            assert!(!required, "GHL_REQUIRE_SHARED=1 but the shared corpus is missing at {}", dir.display());
-            eprintln!("\n!!! SKIPPED: the shared spec corpus is not at {} !!!\n", dir.display());
-            return;
-        }
+        let Some(dir) = crate::spec::shared_corpus() else { return };
         let set = crate::spec::load(crate::spec::Source::Dir(dir), 1).unwrap();
         let cut: Vec<_> =
             set.warnings.iter().filter(|w| w.kind == crate::spec::WarningKind::GeneratorClamped).collect();

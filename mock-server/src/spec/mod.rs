@@ -690,6 +690,20 @@ fn examples_of(media: Option<&Value>, schema: Option<&Value>) -> Vec<(String, Va
     out
 }
 
+/// The shared corpus of official files, for unit tests: None (said loudly)
+/// when it is absent, a failure when `GHL_REQUIRE_SHARED=1` asks for it.
+#[cfg(test)]
+pub(crate) fn shared_corpus() -> Option<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/highlevel-openapi/apps");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let required = std::env::var("GHL_REQUIRE_SHARED").is_ok_and(|v| v == "1");
+    assert!(!required, "GHL_REQUIRE_SHARED=1 but the shared corpus is missing at {}", dir.display());
+    eprintln!("\n!!! SKIPPED: the shared spec corpus is not at {} !!!\n", dir.display());
+    None
+}
+
 /// Compiles a schema; if a `pattern` is beyond the regex engine, retries
 /// without patterns (and says so) rather than leaving the operation unchecked.
 pub fn compile_lenient(schema: &Value) -> Result<(jsonschema::Validator, bool), String> {

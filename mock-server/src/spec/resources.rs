@@ -70,6 +70,9 @@ pub struct Binding {
     pub fill: Vec<(String, Value)>,
     /// The answer is an array of records (a create that answers `[record]`).
     pub array: bool,
+    /// The way to write single records straight into the answer, prepared
+    /// the first time the operation answers one (None: not exact here).
+    pub direct: std::sync::OnceLock<Option<Arc<crate::resources::direct::Direct>>>,
 }
 
 /// Where the records of a resource say they belong.
@@ -312,8 +315,18 @@ pub fn infer(operations: &[Operation]) -> Table {
         parents.retain(|p| Some(p) != id_param.as_ref());
         table.resources[index].operations.push((i, action));
         let (fill, array) = record_shape(op, if list.is_empty() { &single } else { &list }, &frame, !list.is_empty());
-        table.bindings[i] =
-            Some(Binding { resource: index, action, id_param, parents, single, list, frame, fill, array });
+        table.bindings[i] = Some(Binding {
+            resource: index,
+            action,
+            id_param,
+            parents,
+            single,
+            list,
+            frame,
+            fill,
+            array,
+            direct: Default::default(),
+        });
     }
     for resource in &mut table.resources {
         describe(resource, operations, &table.bindings);

@@ -9,16 +9,17 @@
 //! sees changes in the order they happened, and the call returns only once
 //! the sink says the change is on disk.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use serde_json::{json, Value};
 
+use super::split::Split;
 use super::{
-    Bounds, Change, Filter, Indexing, Listed, NewRecord, Query, Record, RecordError, Records, StateError, Stored,
-    Worlds,
+    fields, Bounds, Change, Filter, Indexing, Listed, NewRecord, Query, Record, RecordError, Records, StateError,
+    Stored, Worlds,
 };
 use crate::world::World;
 
@@ -33,25 +34,68 @@ pub type Pending = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 struct Entry {
     location: String,
     created_ms: i64,
-    record: Arc<Record>,
+    record: Arc<Value>,
     keys: Vec<String>,
     bytes: usize,
 }
 
-/// Ordered maps throughout: a B-tree grows a node at a time, where a hash
-/// table rehashes everything at each doubling, a pause that grew to a third
-/// of a second at 500,000 contacts, with every request behind it.
+/// The list order is a B-tree (it grows a node at a time and its keys start
+/// with the creation time, compared in place); records and index keys are
+/// [`Split`] maps (no rehash of everything at a doubling, one or two keys read
+/// per lookup).
 #[derive(Default)]
 struct Place {
     order: BTreeSet<(i64, String)>,
-    index: BTreeMap<String, BTreeSet<String>>,
+    index: Split<Ids>,
     bytes: usize,
 }
 
 #[derive(Default)]
 struct Shard {
-    records: BTreeMap<String, Entry>,
+    records: Split<Entry>,
     places: HashMap<String, Place>,
+}
+
+/// The records holding one index key: nearly always one, so one is kept
+/// without a set around it.
+enum Ids {
+    One(String),
+    Many(BTreeSet<String>),
+}
+
+impl Ids {
+    fn iter(&self) -> Box<dyn Iterator<Item = &String> + '_> {
+        match self {
+            Ids::One(id) => Box::new(std::iter::once(id)),
+            Ids::Many(ids) => Box::new(ids.iter()),
+        }
+    }
+
+    fn add(&mut self, id: &str) {
+        match self {
+            Ids::One(one) if one == id => {}
+            Ids::One(one) => *self = Ids::Many(BTreeSet::from([std::mem::take(one), id.to_string()])),
+            Ids::Many(ids) => {
+                ids.insert(id.to_string());
+            }
+        }
+    }
+
+    /// Drops `id`; answers whether none is left.
+    fn drop_id(&mut self, id: &str) -> bool {
+        match self {
+            Ids::One(one) => one == id,
+            Ids::Many(ids) => {
+                ids.remove(id);
+                if ids.len() == 1 {
+                    if let Some(last) = ids.pop_first() {
+                        *self = Ids::One(last);
+                    }
+                }
+                matches!(self, Ids::Many(ids) if ids.is_empty())
+            }
+        }
+    }
 }
 
 pub struct Memory {
@@ -126,7 +170,7 @@ impl Shard {
         let place = self.place(&entry.location);
         place.order.insert((entry.created_ms, id.clone()));
         for key in &entry.keys {
-            place.index.entry(key.clone()).or_default().insert(id.clone());
+            place.index.get_or_insert_with(key, || Ids::One(id.clone())).add(&id);
         }
         place.bytes += entry.bytes;
         self.records.insert(id, entry);
@@ -137,11 +181,8 @@ impl Shard {
         if let Some(place) = self.places.get_mut(&entry.location) {
             place.order.remove(&(entry.created_ms, id.to_string()));
             for key in &entry.keys {
-                if let Some(ids) = place.index.get_mut(key) {
-                    ids.remove(id);
-                    if ids.is_empty() {
-                        place.index.remove(key);
-                    }
+                if place.index.get_mut(key).is_some_and(|ids| ids.drop_id(id)) {
+                    place.index.remove(key);
                 }
             }
             place.bytes = place.bytes.saturating_sub(entry.bytes);
@@ -163,7 +204,7 @@ impl Shard {
         bounds: Bounds,
     ) -> Result<(Entry, Entry), RecordError> {
         let old = self.records.get(id).ok_or(RecordError::NotFound)?;
-        let mut record = (*old.record).clone();
+        let mut record = fields(&old.record).clone();
         change(&mut record).map_err(RecordError::Refused)?;
         let keys = (indexing.keys)(&record);
         let location = old.location.clone();
@@ -186,7 +227,7 @@ impl Shard {
         }
         let created_ms = old.created_ms;
         let before = self.take(id).ok_or(RecordError::NotFound)?;
-        let after = Entry { location, created_ms, record: Arc::new(record), keys, bytes };
+        let after = Entry { location, created_ms, record: Arc::new(Value::Object(record)), keys, bytes };
         let copy = Entry {
             location: after.location.clone(),
             created_ms,
@@ -210,7 +251,7 @@ impl Shard {
         }
         let bytes = record_bytes(&new.record);
         self.room(&new.location, kind, bytes, bounds)?;
-        let record = Arc::new(new.record);
+        let record = Arc::new(Value::Object(new.record));
         let entry =
             Entry { location: new.location.clone(), created_ms: new.created_ms, record: record.clone(), keys, bytes };
         let copy = Entry { location: new.location, created_ms: new.created_ms, record, keys: Vec::new(), bytes };
@@ -300,7 +341,13 @@ impl Memory {
             shard.take(&id);
             let bytes = record_bytes(record);
             // Index keys are recomputed by `reindex` once the kinds' indexing is known.
-            let entry = Entry { location, created_ms, record: Arc::new(record.clone()), keys: Vec::new(), bytes };
+            let entry = Entry {
+                location,
+                created_ms,
+                record: Arc::new(Value::Object(record.clone())),
+                keys: Vec::new(),
+                bytes,
+            };
             shard.add(id, entry);
             return Ok(());
         }
@@ -324,7 +371,7 @@ impl Memory {
         let ids: Vec<String> = shard.records.keys().cloned().collect();
         for id in ids {
             if let Some(mut entry) = shard.take(&id) {
-                entry.keys = (indexing.keys)(&entry.record);
+                entry.keys = (indexing.keys)(fields(&entry.record));
                 shard.add(id, entry);
             }
         }
@@ -449,7 +496,7 @@ impl Records for Memory {
                 Some(place) => place
                     .order
                     .iter()
-                    .filter(|(_, id)| shard.records.get(id).is_some_and(|e| filter(&e.record)))
+                    .filter(|(_, id)| shard.records.get(id).is_some_and(|e| filter(fields(&e.record))))
                     .map(|(_, id)| id.clone())
                     .collect(),
                 None => Vec::new(),
@@ -485,7 +532,8 @@ impl Records for Memory {
             Some(a) => *key > a,
             None => true,
         };
-        let matches = |key: &&(i64, String)| shard.records.get(&key.1).is_some_and(|e| (query.filter)(&e.record));
+        let matches =
+            |key: &&(i64, String)| shard.records.get(&key.1).is_some_and(|e| (query.filter)(fields(&e.record)));
         let ordered: Box<dyn Iterator<Item = &(i64, String)>> =
             if query.newest_first { Box::new(place.order.iter().rev()) } else { Box::new(place.order.iter()) };
         let mut total = 0;

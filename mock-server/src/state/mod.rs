@@ -25,6 +25,7 @@
 
 pub mod log;
 pub mod memory;
+mod split;
 
 use std::sync::Arc;
 
@@ -43,10 +44,24 @@ pub struct Stored {
     pub location: String,
     /// When it was created (virtual clock, ms): the order of lists.
     pub created_ms: i64,
-    pub record: Arc<Record>,
+    /// The record, always a JSON object: kept as a [`Value`] so that an
+    /// answer can be checked against its schema without a copy.
+    pub record: Arc<Value>,
+}
+
+/// The fields of a stored record (a record is always an object; anything
+/// else reads as no fields).
+pub fn fields(record: &Value) -> &Record {
+    static NONE: std::sync::LazyLock<Record> = std::sync::LazyLock::new(Record::new);
+    record.as_object().unwrap_or(&NONE)
 }
 
 impl Stored {
+    /// The record's fields.
+    pub fn fields(&self) -> &Record {
+        fields(&self.record)
+    }
+
     /// Where this record sits in its list's order.
     pub fn cursor(&self) -> Cursor {
         Cursor { created_ms: self.created_ms, id: self.id.clone() }
