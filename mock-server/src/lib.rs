@@ -20,6 +20,7 @@ pub mod admin;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod conns;
 pub mod error;
 pub mod fixture;
 pub mod journal; // issue 8: request journal
@@ -315,8 +316,9 @@ pub fn app(mock: Arc<Mock>) -> axum::Router {
 ///
 /// The accept loop is hyper's own rather than `axum::serve` so that the
 /// limits a hostile client meets are explicit: a deadline for the headers,
-/// a cap on their size, and a cap on connections, past which new ones are
-/// closed at once instead of queueing.
+/// a cap on their size, and a cap on connections. At the cap an idle
+/// connection is closed to make room (see [`conns`]); only when every
+/// connection has a request in flight is a newcomer closed at once.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     mock: Arc<Mock>,
@@ -328,8 +330,8 @@ pub async fn serve(
     let limits = mock.config.limits.clone();
     let compactor = mock.config.state_file.is_some().then(|| tokio::spawn(compact_now_and_then(mock.clone())));
     let router = app(mock.clone());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let connections = conns::Connections::new(limits.max_connections);
+    let stopping = Arc::new(tokio::sync::Notify::new());
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -349,25 +351,56 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection refused: {} connections open", limits.max_connections);
+        let Some(held) = connections.admit(peer.ip()) else {
+            tracing::warn!(%peer, "connection refused: {} connections open, each with a request in flight", limits.max_connections);
             drop(stream);
             continue;
         };
         let router = router.clone();
+        let activity = held.activity.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-            router.clone().oneshot(request.map(axum::body::Body::new))
+            activity.begin();
+            let answer = router.clone().oneshot(request.map(axum::body::Body::new));
+            let activity = activity.clone();
+            async move {
+                let answered = answer.await;
+                activity.end();
+                answered
+            }
         });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let stopping = stopping.clone();
         tokio::spawn(async move {
-            let _ = connection.await;
-            drop(permit);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return drop(held),
+                () = held.closing.notified() => {}
+                () = stopping.notified() => {}
+            }
+            // Told to close: an answer in progress is finished first; an idle
+            // connection (or one still sending its headers) closes now.
+            connection.as_mut().graceful_shutdown();
+            loop {
+                match tokio::time::timeout(std::time::Duration::from_millis(500), connection.as_mut()).await {
+                    Ok(_) => break,
+                    Err(_) if !held.activity.is_busy() => break,
+                    Err(_) => {}
+                }
+            }
+            drop(held);
         });
     }
     drop(listener);
+    stopping.notify_waiters();
+    connections.close_all();
     let grace = std::time::Duration::from_millis(limits.shutdown_grace_ms);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    let drained = async {
+        while connections.live() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!("requests still in flight after {} ms; stopping anyway", limits.shutdown_grace_ms);
     }
     if let Some(compactor) = compactor {

@@ -1201,34 +1201,87 @@ fn a_request_whose_headers_or_body_never_complete_is_answered_408_or_closed_by_t
 }
 
 #[test]
-fn connections_beyond_the_cap_are_refused_at_once_and_served_again_once_others_leave() {
+fn new_clients_are_served_while_silent_and_trickling_connections_keep_filling_the_cap() {
+    // The attack of issue 15: idle sockets fill the cap, and are reopened as
+    // fast as they are closed. Each good client must still be served.
     let limits = Limits { max_connections: 8, header_timeout_ms: 60_000, ..Limits::default() };
     let h = Harness::start_with("cap", limits);
-    let outcome = h.client.block_on(async {
-        let mut idle = Vec::new();
-        for _ in 0..20 {
+    let (served, attackers_closed) = h.client.block_on(async {
+        let open_attacker = || async {
             let mut stream = TcpStream::connect(&h.addr).await.expect("connect");
             let _ = stream.write_all(b"GET /contacts/ HTTP/1.1\r\nHost: x\r\n").await;
-            idle.push(stream);
+            stream
+        };
+        let mut attackers = Vec::new();
+        for _ in 0..20 {
+            attackers.push(open_attacker().await);
         }
-        let outcome = tokio::time::timeout(HANG, exchange(&h.addr, &Raw::get(&normal_path(), &authorised()).0)).await;
-        drop(idle);
-        outcome
+        let mut served = Vec::new();
+        for _ in 0..30 {
+            // The attacker refills the cap before every good request.
+            for _ in 0..8 {
+                attackers.push(open_attacker().await);
+            }
+            let request = Raw::get(&normal_path(), &authorised()).0;
+            served.push(tokio::time::timeout(HANG, exchange(&h.addr, &request)).await);
+        }
+        // Every attacker connection beyond the cap was closed by the server.
+        let mut closed = 0;
+        for mut stream in attackers {
+            let mut byte = [0u8; 1];
+            if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut byte)).await {
+                closed += 1;
+            }
+        }
+        (served, closed)
     });
-    match outcome {
-        Ok(Ok(Outcome::Closed(_))) | Ok(Ok(Outcome::Answered { status: 200, .. })) => {}
-        Ok(other) => panic!("a client beyond the cap got {other:?}"),
-        Err(_) => panic!("a client beyond the cap was neither served nor refused within {HANG:?}"),
+    let failed: Vec<String> = served
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| !matches!(o, Ok(Ok(Outcome::Answered { status: 200, .. }))))
+        .map(|(i, o)| format!("good client {i}: {o:?}"))
+        .collect();
+    assert!(failed.is_empty(), "with the cap kept full of silent connections:\n{}", failed.join("\n"));
+    assert!(attackers_closed >= 20 + 30 * 8 - 8, "silent connections were closed to make room: {attackers_closed}");
+    h.still_serving().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_connection_has_a_request_in_flight_a_newcomer_is_refused_and_no_answer_is_cut() {
+    let config = Config { limits: Limits { max_connections: 4, ..Limits::default() }, ..Config::default() };
+    let fixture = Some(("hostile.yaml".to_string(), hostile_fixture()));
+    let started = ghl_mock::Mock::start(embedded(), config, Clock::frozen(1_767_225_600_000), fixture).expect("starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let url = format!("http://{addr}");
+    let server = tokio::spawn(ghl_mock::serve(listener, started.mock, std::future::pending()));
+    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
+    let rule = json!({"path": "/contacts/**", "count": 4, "latency_ms": 1_500});
+    let added = http.post(format!("{url}/__admin/rules")).json(&rule).send().await.expect("add rule");
+    assert_eq!(added.status().as_u16(), 201);
+    let request = Raw::get(&normal_path(), &authorised()).0;
+    let slow: Vec<_> = (0..4)
+        .map(|_| {
+            let (addr, request) = (addr.clone(), request.clone());
+            tokio::spawn(async move { exchange(&addr, &request).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // All four slots have a request in flight: the newcomer is closed at once.
+    let newcomer =
+        tokio::time::timeout(Duration::from_secs(1), exchange(&addr, &Raw::get("/__admin/health", &[]).0)).await;
+    assert!(matches!(newcomer, Ok(Ok(Outcome::Closed(_)))), "with every slot busy, a newcomer got {newcomer:?}");
+    for answer in slow {
+        let answer = tokio::time::timeout(HANG, answer).await.expect("slow answer in time").expect("task");
+        match answer {
+            Ok(Outcome::Answered { status: 200, body, .. }) => {
+                let body: Value = serde_json::from_slice(&body).expect("a whole JSON body");
+                assert!(body.is_object(), "{body}");
+            }
+            other => panic!("a request in flight was cut to make room: {other:?}"),
+        }
     }
-    // The server notices the idle clients left a moment later.
-    let served = (0..100).any(|_| {
-        let ok = h.still_serving().is_ok();
-        if !ok {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        ok
-    });
-    assert!(served, "once the idle clients left, new clients are served: {:?}", h.still_serving());
+    server.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
