@@ -216,34 +216,60 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
     if let Ok(secs) = text.parse::<i64>() {
         return secs.checked_mul(1000).ok_or_else(|| format!("duration '{text}' is too large"));
     }
+    // Numbers each followed by a unit: 1h30m, 7d, 250ms, 2days, 1 hour 30 minutes.
+    const UNITS: &[(&str, i64)] = &[
+        ("ms", 1),
+        ("millisecond", 1),
+        ("milliseconds", 1),
+        ("s", 1_000),
+        ("sec", 1_000),
+        ("secs", 1_000),
+        ("second", 1_000),
+        ("seconds", 1_000),
+        ("m", 60_000),
+        ("min", 60_000),
+        ("mins", 60_000),
+        ("minute", 60_000),
+        ("minutes", 60_000),
+        ("h", 3_600_000),
+        ("hr", 3_600_000),
+        ("hrs", 3_600_000),
+        ("hour", 3_600_000),
+        ("hours", 3_600_000),
+        ("d", 86_400_000),
+        ("day", 86_400_000),
+        ("days", 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("week", 7 * 86_400_000),
+        ("weeks", 7 * 86_400_000),
+    ];
     let mut total: i64 = 0;
-    let mut digits = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let (digits, after) = rest.split_at(digits_end);
+        let after = after.trim_start();
+        let unit_end = after.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_end);
+        if digits.is_empty() {
+            return Err(format!("duration '{text}': a unit needs a number before it"));
         }
-        let unit_ms: i64 = match c {
-            'm' if chars.peek() == Some(&'s') => {
-                chars.next();
-                1
-            }
-            'd' => 86_400_000,
-            'h' => 3_600_000,
-            'm' => 60_000,
-            's' => 1_000,
-            _ => return Err(format!("duration '{text}': unknown unit '{c}' (use d, h, m, s, ms)")),
+        if unit.is_empty() {
+            return Err(match after.chars().next() {
+                Some(c) => format!("duration '{text}': unknown unit '{c}' (use d, h, m, s, ms)"),
+                None => format!("duration '{text}': trailing number without a unit"),
+            });
+        }
+        let Some((_, unit_ms)) = UNITS.iter().find(|(name, _)| name.eq_ignore_ascii_case(unit)) else {
+            let hint = crate::suggest::hint(unit, UNITS.iter().map(|(name, _)| *name));
+            return Err(format!("duration '{text}': unknown unit '{unit}'{hint} (use d, h, m, s, ms)"));
         };
-        let n: i64 = digits.parse().map_err(|_| format!("duration '{text}': a unit needs a number before it"))?;
-        digits.clear();
+        let n: i64 = digits.parse().map_err(|_| format!("duration '{text}' is too large"))?;
         total = n
-            .checked_mul(unit_ms)
+            .checked_mul(*unit_ms)
             .and_then(|v| total.checked_add(v))
             .ok_or_else(|| format!("duration '{text}' is too large"))?;
-    }
-    if !digits.is_empty() {
-        return Err(format!("duration '{text}': trailing number without a unit"));
+        rest = after.trim_start();
     }
     Ok(total)
 }
@@ -285,5 +311,20 @@ mod tests {
         assert!(parse_duration_ms("-5s").is_err());
         assert!(parse_duration_ms("5x").is_err());
         assert!(parse_duration_ms("99999999999999999d").is_err());
+        assert_eq!(parse_duration_ms("7days"), Ok(7 * 86_400_000));
+        assert_eq!(parse_duration_ms("1 hour 30 minutes"), Ok(5_400_000));
+        assert_eq!(parse_duration_ms("2w"), Ok(14 * 86_400_000));
+        assert!(parse_duration_ms("30").is_ok() && parse_duration_ms("30 ").is_ok());
+        assert!(parse_duration_ms("h").is_err() && parse_duration_ms("5m3").is_err());
+    }
+
+    #[test]
+    fn a_mistyped_duration_unit_is_named_with_the_unit_it_was_meant_to_be() {
+        let e = parse_duration_ms("7dayz").unwrap_err();
+        assert!(e.contains("unknown unit 'dayz'") && e.contains("did you mean 'day"), "{e}");
+        let e = parse_duration_ms("10secnds").unwrap_err();
+        assert!(e.contains("did you mean 'seconds'"), "{e}");
+        let e = parse_duration_ms("5x").unwrap_err();
+        assert!(e.contains("unknown unit 'x'") && !e.contains("did you mean"), "{e}");
     }
 }

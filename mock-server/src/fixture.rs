@@ -274,7 +274,8 @@ pub fn duplicates_allowed(fixture: &Fixture) -> BTreeSet<String> {
 /// The scopes as a set, refusing any that no loaded operation names.
 pub fn check_scopes(scopes: &[String], known: &BTreeSet<String>) -> Result<BTreeSet<String>, WorldError> {
     if let Some(unknown) = scopes.iter().find(|s| !known.contains(*s)) {
-        return Err(WorldError::UnknownScope(unknown.clone()));
+        let hint = crate::suggest::hint(unknown, known.iter().map(String::as_str));
+        return Err(WorldError::UnknownScope { scope: unknown.clone(), hint });
     }
     Ok(scopes.iter().cloned().collect())
 }

@@ -32,6 +32,7 @@ pub mod resources;
 pub mod respond;
 pub mod spec;
 pub mod state;
+pub mod suggest;
 pub mod validate;
 pub mod world;
 

@@ -51,6 +51,10 @@ struct Cli {
     #[arg(long, global = true)]
     log_json: bool,
 
+    /// Where the verbs that drive a running mock find it (before or after the verb).
+    #[command(flatten)]
+    remote: remote::Remote,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -59,51 +63,49 @@ struct Cli {
 enum Command {
     /// Serve the API on HOST:PORT until Ctrl-C or SIGTERM.
     Serve(ServeArgs),
-    /// Load a directory of OpenAPI files and report files, operations, scopes and warnings.
+    /// Load OpenAPI files (DIR, or the embedded default specs) and report files,
+    /// operations, scopes, warnings and the resource table.
     CheckSpecs {
-        /// Directory of OpenAPI 3.0 files (JSON or YAML).
-        dir: PathBuf,
+        /// Directory of OpenAPI 3.0 files (JSON or YAML); without it, the embedded default specs.
+        dir: Option<PathBuf>,
         /// Print every warning (the default prints a summary per kind and the first few).
         #[arg(long)]
         all: bool,
     },
     /// Manage private integrations of a running mock.
     Pit {
-        #[command(flatten)]
-        remote: remote::Remote,
         #[command(subcommand)]
         command: remote::Pit,
     },
-    /// Read, set or advance a running mock's clock.
+    /// Read, set, advance, freeze or resume a running mock's clock.
     Clock {
-        #[command(flatten)]
-        remote: remote::Remote,
         #[command(subcommand)]
         command: remote::ClockCmd,
     },
     /// OAuth helpers for a running mock.
     Oauth {
-        #[command(flatten)]
-        remote: remote::Remote,
         #[command(subcommand)]
         command: remote::OAuthCmd,
     },
-    /// Rebuild a running mock's world from its fixture.
-    Reset {
-        #[command(flatten)]
-        remote: remote::Remote,
+    /// Answer rules of a running mock: canned answers, delays and faults for matching requests.
+    Rules {
+        #[command(subcommand)]
+        command: remote::RulesCmd,
     },
+    /// Rate limits of a running mock: read the counters, inject 429s, use up a quota.
+    Limits {
+        #[command(subcommand)]
+        command: remote::LimitsCmd,
+    },
+    /// Rebuild a running mock's world from its fixture.
+    Reset,
     /// List a running mock's request journal (JSON lines or a table); --clear empties it.
     Journal {
-        #[command(flatten)]
-        remote: remote::Remote,
         #[command(flatten)]
         args: remote::JournalArgs,
     },
     /// The client behaviour report of a running mock; exits 1 when a --fail-on kind is found.
     Report {
-        #[command(flatten)]
-        remote: remote::Remote,
         #[command(flatten)]
         args: remote::ReportArgs,
     },
@@ -114,8 +116,11 @@ struct ServeArgs {
     /// Directory of OpenAPI files to serve instead of the embedded default specs.
     #[arg(long)]
     specs: Option<PathBuf>,
+    /// Address to listen on (0.0.0.0 for every interface; the control plane
+    /// still answers loopback clients only, unless --admin-remote).
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
+    /// Port to listen on (0: any free port, named in the banner).
     #[arg(long, default_value_t = 4010)]
     port: u16,
     /// Seed for generated answers and ids.
@@ -129,9 +134,6 @@ struct ServeArgs {
     /// Start with a frozen virtual clock that moves only through the control plane.
     #[arg(long)]
     frozen_clock: bool,
-    /// Require `Authorization: Bearer <TOKEN>` on the control plane (/__admin/).
-    #[arg(long, env = "GHL_MOCK_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: Option<String>,
     /// Let non-loopback clients reach the control plane.
     #[arg(long)]
     admin_remote: bool,
@@ -179,15 +181,18 @@ struct ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_json);
+    let remote = cli.remote;
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(args, remote.admin_token),
         Command::CheckSpecs { dir, all } => check_specs(dir, all),
-        Command::Pit { remote, command } => remote::run(remote, remote::Call::Pit(command)),
-        Command::Clock { remote, command } => remote::run(remote, remote::Call::Clock(command)),
-        Command::Oauth { remote, command } => remote::run(remote, remote::Call::OAuth(command)),
-        Command::Reset { remote } => remote::run(remote, remote::Call::Reset),
-        Command::Journal { remote, args } => remote::journal(remote, args),
-        Command::Report { remote, args } => remote::report(remote, args),
+        Command::Pit { command } => remote::run(remote, remote::Call::Pit(command)),
+        Command::Clock { command } => remote::run(remote, remote::Call::Clock(command)),
+        Command::Oauth { command } => remote::run(remote, remote::Call::OAuth(command)),
+        Command::Rules { command } => remote::run(remote, remote::Call::Rules(command)),
+        Command::Limits { command } => remote::run(remote, remote::Call::Limits(command)),
+        Command::Reset => remote::run(remote, remote::Call::Reset),
+        Command::Journal { args } => remote::journal(remote, args),
+        Command::Report { args } => remote::report(remote, args),
     }
 }
 
@@ -211,7 +216,7 @@ fn source(specs: Option<PathBuf>) -> Source {
     }
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
+fn serve(args: ServeArgs, admin_token: Option<String>) -> ExitCode {
     let started = Instant::now();
     let set = match spec::load(source(args.specs.clone()), args.seed) {
         Ok(set) => set,
@@ -223,8 +228,12 @@ fn serve(args: ServeArgs) -> ExitCode {
     for e in &set.errors {
         tracing::warn!(file = %e.file, "file skipped: {}", e.message);
     }
+    let check = match &args.specs {
+        Some(dir) => format!("ghl-mock check-specs {}", dir.display()),
+        None => "ghl-mock check-specs".to_string(),
+    };
     let summary = format!(
-        "{} files, {} operations, {} warnings (run `ghl-mock check-specs` to list them)",
+        "{} files, {} operations, {} warnings (run `{check}` to list them)",
         set.files.len(),
         set.operations.len(),
         set.warnings.len()
@@ -276,7 +285,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             ..Default::default()
         },
         seed: args.seed,
-        admin_token: args.admin_token.clone(),
+        admin_token: admin_token.clone(),
         admin_remote: args.admin_remote,
         state_file: args.state.clone(),
         journal_capacity: args.journal_capacity,
@@ -369,11 +378,15 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-fn check_specs(dir: PathBuf, all: bool) -> ExitCode {
-    let set = match spec::load(Source::Dir(dir.clone()), 1) {
+fn check_specs(dir: Option<PathBuf>, all: bool) -> ExitCode {
+    let (source, name) = match dir {
+        Some(dir) => (Source::Dir(dir.clone()), dir.display().to_string()),
+        None => (Source::Embedded(spec::EMBEDDED), "the embedded default specs".to_string()),
+    };
+    let set = match spec::load(source, 1) {
         Ok(set) => set,
         Err(e) => {
-            eprintln!("ghl-mock: {}: {e}", dir.display());
+            eprintln!("ghl-mock: {name}: {e}");
             return ExitCode::from(2);
         }
     };
@@ -409,4 +422,51 @@ fn check_specs(dir: PathBuf, all: bool) -> ExitCode {
     }
     say_raw!("{}", set.resources.render(&set.operations));
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every argument of `command` and its subcommands without help text, by path.
+    fn without_help(command: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                out.push(format!("{path} {id}"));
+            }
+        }
+        for sub in command.get_subcommands() {
+            without_help(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_argument_of_every_verb_has_help_text() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        let mut missing = Vec::new();
+        without_help(&cli, "ghl-mock", &mut missing);
+        assert!(missing.is_empty(), "arguments without help text:\n{}", missing.join("\n"));
+        let verbs: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+        for verb in ["serve", "check-specs", "pit", "clock", "oauth", "rules", "limits", "reset", "journal", "report"] {
+            assert!(verbs.contains(&verb), "no `{verb}` verb: {verbs:?}");
+        }
+    }
+
+    #[test]
+    fn the_mock_url_may_come_before_or_after_the_verb() {
+        for args in [
+            &["ghl-mock", "--url", "http://127.0.0.1:9", "clock", "get"][..],
+            &["ghl-mock", "clock", "--url", "http://127.0.0.1:9", "get"][..],
+            &["ghl-mock", "clock", "get", "--url", "http://127.0.0.1:9"][..],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert_eq!(cli.remote.url, "http://127.0.0.1:9", "{args:?}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The CLI verbs that drive a running mock's control plane (`ghl-mock pit …`,
-//! `ghl-mock clock …`, `ghl-mock oauth …`, `ghl-mock reset`): each is one
-//! HTTP call to `/__admin/`, printed as JSON for scripts.
+//! `ghl-mock clock …`, `ghl-mock oauth …`, `ghl-mock rules …`, `ghl-mock
+//! limits …`, `ghl-mock reset`): each is one HTTP call to `/__admin/`,
+//! printed as JSON for scripts.
 
 use std::process::ExitCode;
 
@@ -12,7 +13,8 @@ pub struct Remote {
     /// Base URL of the running mock.
     #[arg(long, env = "GHL_MOCK_URL", default_value = "http://127.0.0.1:4010", global = true)]
     pub url: String,
-    /// Admin token, when the mock was started with one.
+    /// The control plane's token: `serve` requires it on /__admin/, the
+    /// other verbs send it.
     #[arg(long, env = "GHL_MOCK_ADMIN_TOKEN", hide_env_values = true, global = true)]
     pub admin_token: Option<String>,
 }
@@ -23,69 +25,195 @@ pub enum Pit {
     List,
     /// Create a private integration; prints its token once.
     Create {
+        /// The integration's name, as HighLevel's settings page shows it.
         #[arg(long)]
         name: String,
-        /// Owner location id (or use --company).
+        /// Owner location id (a location-level PIT); or --company.
         #[arg(long, conflicts_with = "company", required_unless_present = "company")]
         location: Option<String>,
+        /// Owner company id (an agency-level PIT); or --location.
         #[arg(long)]
         company: Option<String>,
-        /// Scopes, comma-separated.
+        /// Scopes, comma-separated (contacts.readonly,contacts.write).
         #[arg(long, value_delimiter = ',')]
         scopes: Vec<String>,
+        /// Free text kept with the integration.
         #[arg(long, default_value = "")]
         description: String,
     },
     /// Change name, description or scopes; the token stays the same.
     Edit {
+        /// The integration's id (`ghl-mock pit list` shows them).
         id: String,
+        /// A new name.
         #[arg(long)]
         name: Option<String>,
+        /// A new description.
         #[arg(long)]
         description: Option<String>,
+        /// The new scopes, comma-separated: they replace the old ones.
         #[arg(long, value_delimiter = ',')]
         scopes: Option<Vec<String>>,
     },
     /// Rotate the token: the old one keeps working for 7 days, or stops now with --now.
     Rotate {
+        /// The integration's id.
         id: String,
+        /// Stop the old token at once instead of after the 7-day grace window.
         #[arg(long)]
         now: bool,
     },
     /// Cancel a rotation: the old token keeps working, the new one is withdrawn.
-    CancelRotation { id: String },
+    CancelRotation {
+        /// The integration's id.
+        id: String,
+    },
     /// End a rotation's grace window now.
-    ExpireNow { id: String },
+    ExpireNow {
+        /// The integration's id.
+        id: String,
+    },
     /// Delete the integration: its token stops at once.
-    Delete { id: String },
+    Delete {
+        /// The integration's id.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum ClockCmd {
     /// Show the mock's time.
     Get,
-    /// Move the clock forward: 7d, 10s, 1h30m, 250ms.
-    Advance { by: String },
-    /// Set the time (milliseconds since the Unix epoch); --freeze stops it there.
+    /// Move the clock forward.
+    Advance {
+        /// How far: 7d, 10s, 1h30m, 250ms, 2days, 90 (seconds).
+        by: String,
+    },
+    /// Set the time; it goes on running from there unless --freeze.
     Set {
+        /// Milliseconds since the Unix epoch.
         now_ms: i64,
+        /// Stop the clock at that time (until `clock resume`).
         #[arg(long)]
         freeze: bool,
     },
+    /// Stop the clock where it is: it moves only by `advance` and `set`.
+    Freeze,
+    /// Let a frozen clock run again from where it stands.
+    Resume,
 }
 
 #[derive(Subcommand)]
 pub enum OAuthCmd {
     /// Issue an authorization code, as if a user approved an install.
     Code {
+        /// The OAuth app's client id (from the fixture's `oauth_apps`).
         #[arg(long)]
         client_id: String,
+        /// The location that approved the install; or --company.
         #[arg(long, conflicts_with = "company", required_unless_present = "company")]
         location: Option<String>,
+        /// The company (agency) that approved the install; or --location.
         #[arg(long)]
         company: Option<String>,
+        /// Scopes granted, comma-separated (default: all of the app's).
         #[arg(long, value_delimiter = ',')]
         scopes: Option<Vec<String>>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RulesCmd {
+    /// List the answer rules with how many calls each has left.
+    List,
+    /// Add a rule: the next calls matching --path (and --method) get its answer, delay or fault.
+    Add {
+        /// A path glob: `*` is one segment, `**` any number (/contacts/**).
+        #[arg(long)]
+        path: String,
+        /// Only this method (GET, POST, …); any when absent.
+        #[arg(long)]
+        method: Option<String>,
+        /// How many calls it applies to; every call when absent.
+        #[arg(long)]
+        count: Option<u32>,
+        /// The status to answer.
+        #[arg(long)]
+        status: Option<u16>,
+        /// The JSON body to answer.
+        #[arg(long, value_name = "JSON")]
+        body: Option<String>,
+        /// Wait this long (real milliseconds) before answering.
+        #[arg(long)]
+        latency_ms: Option<u64>,
+        /// With --latency-ms: a delay drawn between the two.
+        #[arg(long)]
+        latency_max_ms: Option<u64>,
+        /// Break the answer off: `reset` after the headers, `truncate` after half the body.
+        #[arg(long, value_parser = ["reset", "truncate"])]
+        fault: Option<String>,
+    },
+    /// Delete a rule.
+    Delete {
+        /// The rule's id (`ghl-mock rules list` shows them).
+        id: u64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum LimitsCmd {
+    /// A location's or company's limits and counters, as the X-RateLimit-* headers would say.
+    Show {
+        /// A location or company id.
+        resource: String,
+    },
+    /// Give a location or company its own limits.
+    Set {
+        /// A location or company id.
+        resource: String,
+        /// Requests admitted per window.
+        #[arg(long)]
+        burst: u32,
+        /// The burst window, in milliseconds.
+        #[arg(long)]
+        window_ms: u64,
+        /// Requests admitted per day (UTC).
+        #[arg(long)]
+        daily: u32,
+    },
+    /// Use up the day's quota: every request answers 429 until midnight UTC.
+    ExhaustDaily {
+        /// A location or company id.
+        resource: String,
+    },
+    /// Set how many requests the current burst window still admits.
+    BurstRemaining {
+        /// A location or company id.
+        resource: String,
+        /// Requests still admitted in this window.
+        remaining: u32,
+    },
+    /// Answer the next N matching requests with 429, whatever the counters say.
+    Inject {
+        /// All traffic counted against this location or company.
+        #[arg(long, group = "target", required_unless_present_any = ["token", "path"])]
+        resource: Option<String>,
+        /// Requests carrying this token (its fingerprint is all that is sent).
+        #[arg(long, group = "target")]
+        token: Option<String>,
+        /// Requests whose path matches this glob (/contacts/*).
+        #[arg(long, group = "target")]
+        path: Option<String>,
+        /// How many requests to refuse.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
+    /// List the injected 429s still waiting for requests.
+    Injections,
+    /// Withdraw an injected 429.
+    RemoveInjection {
+        /// The injection's id (`ghl-mock limits injections` shows them).
+        id: u64,
     },
 }
 
@@ -141,14 +269,84 @@ impl ClockCmd {
             ClockCmd::Get => (Method::GET, "/clock".into(), None),
             ClockCmd::Advance { by } => (Method::POST, "/clock/advance".into(), Some(json!({"by": by}))),
             ClockCmd::Set { now_ms, freeze } => {
-                let mut body = json!({"now_ms": now_ms});
-                if freeze {
-                    body["frozen"] = Value::Bool(true);
-                }
-                (Method::POST, "/clock".into(), Some(body))
+                (Method::POST, "/clock".into(), Some(json!({"now_ms": now_ms, "frozen": freeze})))
             }
+            ClockCmd::Freeze => (Method::POST, "/clock".into(), Some(json!({"frozen": true}))),
+            ClockCmd::Resume => (Method::POST, "/clock".into(), Some(json!({"frozen": false}))),
         }
     }
+}
+
+impl RulesCmd {
+    fn request(self) -> Result<(reqwest::Method, String, Option<Value>), String> {
+        use reqwest::Method;
+        Ok(match self {
+            RulesCmd::List => (Method::GET, "/rules".into(), None),
+            RulesCmd::Add { path, method, count, status, body, latency_ms, latency_max_ms, fault } => {
+                let body = match body {
+                    Some(text) => {
+                        Some(serde_json::from_str::<Value>(&text).map_err(|e| format!("--body is not JSON: {e}"))?)
+                    }
+                    None => None,
+                };
+                let mut rule = serde_json::Map::new();
+                rule.insert("path".into(), path.into());
+                let optional = [
+                    ("method", method.map(Value::from)),
+                    ("count", count.map(Value::from)),
+                    ("status", status.map(Value::from)),
+                    ("body", body),
+                    ("latency_ms", latency_ms.map(Value::from)),
+                    ("latency_max_ms", latency_max_ms.map(Value::from)),
+                    ("fault", fault.map(Value::from)),
+                ];
+                for (key, value) in optional {
+                    if let Some(v) = value {
+                        rule.insert(key.into(), v);
+                    }
+                }
+                (Method::POST, "/rules".into(), Some(Value::Object(rule)))
+            }
+            RulesCmd::Delete { id } => (Method::DELETE, format!("/rules/{id}"), None),
+        })
+    }
+}
+
+impl LimitsCmd {
+    fn request(self) -> (reqwest::Method, String, Option<Value>) {
+        use reqwest::Method;
+        let at = |resource: &str| utf8_percent_encode(resource);
+        match self {
+            LimitsCmd::Show { resource } => (Method::GET, format!("/limits/{}", at(&resource)), None),
+            LimitsCmd::Set { resource, burst, window_ms, daily } => (
+                Method::PUT,
+                format!("/limits/{}", at(&resource)),
+                Some(json!({"burst": burst, "window_ms": window_ms, "daily": daily})),
+            ),
+            LimitsCmd::ExhaustDaily { resource } => {
+                (Method::POST, format!("/limits/{}/exhaust-daily", at(&resource)), Some(json!({})))
+            }
+            LimitsCmd::BurstRemaining { resource, remaining } => (
+                Method::POST,
+                format!("/limits/{}/burst-remaining", at(&resource)),
+                Some(json!({"remaining": remaining})),
+            ),
+            LimitsCmd::Inject { resource, token, path, count } => {
+                let target = match (resource, token_fingerprint(token), path) {
+                    (Some(r), _, _) => json!({"resource": r}),
+                    (None, Some(t), _) => json!({"token": t}),
+                    (None, None, p) => json!({"path": p.unwrap_or_default()}),
+                };
+                (Method::POST, "/limits/injections".into(), Some(json!({"target": target, "count": count})))
+            }
+            LimitsCmd::Injections => (Method::GET, "/limits/injections".into(), None),
+            LimitsCmd::RemoveInjection { id } => (Method::DELETE, format!("/limits/injections/{id}"), None),
+        }
+    }
+}
+
+fn utf8_percent_encode(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 impl OAuthCmd {
@@ -169,6 +367,8 @@ pub enum Call {
     Pit(Pit),
     Clock(ClockCmd),
     OAuth(OAuthCmd),
+    Rules(RulesCmd),
+    Limits(LimitsCmd),
     Reset,
 }
 
@@ -178,6 +378,14 @@ pub fn run(remote: Remote, call: Call) -> ExitCode {
         Call::Pit(p) => p.request(),
         Call::Clock(c) => c.request(),
         Call::OAuth(o) => o.request(),
+        Call::Rules(r) => match r.request() {
+            Ok(request) => request,
+            Err(e) => {
+                eprintln!("ghl-mock: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Call::Limits(l) => l.request(),
         Call::Reset => (reqwest::Method::POST, "/reset".into(), None),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -250,6 +458,7 @@ pub struct JournalArgs {
     /// Only paths matching this glob (`*` one segment, `**` any): /contacts/*
     #[arg(long)]
     path: Option<String>,
+    /// Only this method (GET, POST, …).
     #[arg(long)]
     method: Option<String>,
     /// Only requests refused for this reason (scope, invalid_token, rate_limited_burst, …).
@@ -261,6 +470,7 @@ pub struct JournalArgs {
     /// The newest N matching requests (default 1000).
     #[arg(long)]
     limit: Option<usize>,
+    /// `jsonl` for scripts, `table` for people.
     #[arg(long, value_enum, default_value_t = JournalFormat::Jsonl)]
     format: JournalFormat,
     /// Empty the journal instead of listing it.
@@ -277,6 +487,7 @@ pub enum JournalFormat {
 
 #[derive(Args)]
 pub struct ReportArgs {
+    /// How to print the report.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     format: ReportFormat,
     /// Finding kinds that make the command exit 1: a comma list of ids

@@ -154,8 +154,8 @@ pub enum WorldError {
     UnknownLocation(String),
     #[error("no company with id '{0}'")]
     UnknownCompany(String),
-    #[error("'{0}' is not a scope of the loaded specs")]
-    UnknownScope(String),
+    #[error("'{scope}' is not a scope of the loaded specs{hint}")]
+    UnknownScope { scope: String, hint: String },
     #[error("the integration is not being rotated")]
     NotRotating,
     #[error("the integration is already being rotated; cancel or expire the rotation first")]

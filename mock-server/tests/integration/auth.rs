@@ -293,12 +293,19 @@ async fn control_plane_refuses_bad_input_with_a_clear_message_and_changes_nothin
         (
             Method::POST,
             "/integrations".into(),
+            Some(json!({"name": "x", "owner": {"location": LOC_A}, "scopes": ["contact.readonly"]})),
+            400,
+            "'contact.readonly' is not a scope of the loaded specs (did you mean 'contacts.readonly'?)",
+        ),
+        (
+            Method::POST,
+            "/integrations".into(),
             Some(json!({"name": "x", "owner": {"location": "nowhere"}})),
             400,
             "no location with id 'nowhere'",
         ),
         (Method::POST, "/clock/advance".into(), Some(json!({"by": "-5s"})), 400, "negative"),
-        (Method::POST, "/clock/advance".into(), Some(json!({"by": "5w"})), 400, "unknown unit"),
+        (Method::POST, "/clock/advance".into(), Some(json!({"by": "5fortnights"})), 400, "unknown unit"),
         (
             Method::POST,
             format!("/integrations/{}/cancel-rotation", m.integration_id(FULL)),
