@@ -32,6 +32,7 @@ pub mod respond;
 pub mod spec;
 pub mod state;
 pub mod validate;
+pub mod webhooks; // issue 13: signed events to installed apps
 pub mod world;
 
 use std::collections::BTreeSet;
@@ -74,6 +75,8 @@ pub struct Mock {
     pub scenarios: Arc<dyn state::Scenarios>,
     /// Issue 8: the newest API requests, for `/__admin/journal` and the report.
     pub journal: Arc<dyn state::Journals>,
+    /// Issue 13: the webhook outbox, key and sender.
+    pub webhooks: webhooks::Webhooks,
 }
 
 /// Why a mock could not start.
@@ -149,6 +152,13 @@ impl Mock {
         }
         let journal = Arc::new(journal::Journal::new(config.journal_capacity)); // issue 8
         let duplicates_allowed = fixture::duplicates_allowed(&fixture.1);
+        let webhook_seed = fixture::webhook_seed(&fixture.0, &fixture.1)?;
+        let webhooks = webhooks::Webhooks::new(
+            config.fidelity.webhooks.clone(),
+            clock.clone(),
+            Arc::new(state::deliveries::MemoryDeliveries::new(config.fidelity.webhooks.queue_capacity)),
+            webhook_seed,
+        );
         let mock = Arc::new(Self {
             spec: Arc::new(spec),
             config,
@@ -166,6 +176,7 @@ impl Mock {
             counters: Arc::new(limiter),
             scenarios: Arc::new(respond::control::Rules::default()),
             journal,
+            webhooks,
         });
         if restored {
             for resource in &mock.spec.resources.resources {
@@ -327,6 +338,7 @@ pub async fn serve(
 
     let limits = mock.config.limits.clone();
     let compactor = mock.config.state_file.is_some().then(|| tokio::spawn(compact_now_and_then(mock.clone())));
+    mock.webhooks.start(); // issue 13: the sender runs beside the server
     let router = app(mock.clone());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));

@@ -88,6 +88,13 @@ enum Command {
         #[command(subcommand)]
         command: remote::OAuthCmd,
     },
+    /// Webhook deliveries of a running mock: list, show, resend, flush, the public key.
+    Webhooks {
+        #[command(flatten)]
+        remote: remote::Remote,
+        #[command(subcommand)]
+        command: remote::WebhooksCmd,
+    },
     /// Rebuild a running mock's world from its fixture.
     Reset {
         #[command(flatten)]
@@ -185,6 +192,7 @@ fn main() -> ExitCode {
         Command::Pit { remote, command } => remote::run(remote, remote::Call::Pit(command)),
         Command::Clock { remote, command } => remote::run(remote, remote::Call::Clock(command)),
         Command::Oauth { remote, command } => remote::run(remote, remote::Call::OAuth(command)),
+        Command::Webhooks { remote, command } => remote::run(remote, remote::Call::Webhooks(command)),
         Command::Reset { remote } => remote::run(remote, remote::Call::Reset),
         Command::Journal { remote, args } => remote::journal(remote, args),
         Command::Report { remote, args } => remote::report(remote, args),
@@ -330,6 +338,13 @@ fn serve(args: ServeArgs) -> ExitCode {
             };
             // Printed once, to stdout, so a newcomer can curl at once; never logged.
             say!("  private integration \"{}\" ({owner}): {}", t.name, t.token);
+        }
+        // Issue 13: what a webhook handler needs to verify the mock's signatures.
+        match mock.webhooks.public_key().await {
+            Ok((_, raw)) => say!(
+                "  webhooks: signed with Ed25519; set WEBHOOK_SIGNATURE_PUBLIC_KEY={raw} (PEM: GET /__admin/webhooks/public-key)"
+            ),
+            Err(e) => eprintln!("ghl-mock: warning: no webhook signing key: {e}"),
         }
         // Always the banner's last line: scripts may wait for it.
         say!("  control plane: http://{local}/__admin/ (see README)");

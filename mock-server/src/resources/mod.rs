@@ -282,6 +282,7 @@ async fn create(call: &Call<'_>) -> Answer {
     hooks::before_create(call, &location, &mut record).await?;
     let stored = insert(call, &location, now, record).await?;
     hooks::after_create(call, &stored).await?;
+    crate::webhooks::record_changed(call, &stored.location, crate::webhooks::Change::Created(&stored.record)).await;
     let answer = hooks::created_answer(call, &stored).unwrap_or_else(|| single(call, &stored.record));
     Ok((call.status(), answer))
 }
@@ -330,12 +331,14 @@ async fn update(call: &Call<'_>) -> Answer {
         set_times(record, resource, now, false);
         hooks::on_change(family, &prepared, record, now)
     };
-    let (_, after) = call
+    let (before, after) = call
         .mock
         .records
         .update(&resource.kind, &found.id, &change, hooks::indexing(call, &found.location))
         .await
         .map_err(|e| call.error(e))?;
+    let changed = crate::webhooks::Change::Updated { before: &before.record, after: &after.record };
+    crate::webhooks::record_changed(call, &after.location, changed).await;
     Ok((call.status(), single(call, &after.record)))
 }
 
@@ -343,6 +346,7 @@ async fn delete(call: &Call<'_>) -> Answer {
     let found = fetch(call).await?;
     let removed = call.mock.records.remove(&call.resource.kind, &found.id).await.map_err(|e| call.error(e))?;
     hooks::after_delete(call, &removed).await?;
+    crate::webhooks::record_changed(call, &removed.location, crate::webhooks::Change::Deleted(&removed.record)).await;
     Ok((call.status(), framed(call, None, &[])))
 }
 
