@@ -34,6 +34,7 @@ pub enum Kind {
     DuplicateRisk,
     RepeatedScopeRefusal,
     /// Issue 13: the webhook handler answered a delivery with a non-2xx.
+    #[serde(rename = "webhook_non_2xx")]
     WebhookNon2xx,
     /// Issue 13: the webhook handler took longer than `webhooks.slow_ms`, or did not answer in time.
     WebhookSlow,
