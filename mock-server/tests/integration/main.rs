@@ -17,3 +17,4 @@ mod secrets;
 mod support;
 mod validation;
 mod walk;
+mod webhooks;

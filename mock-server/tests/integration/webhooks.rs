@@ -1,0 +1,475 @@
+//! Issue 13: webhooks reach a handler the test runs on loopback, signed,
+//! routed, filtered by scope and location, and retried on the mock's clock.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use base64::Engine as _;
+use ed25519_dalek::pkcs8::DecodePublicKey;
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::support::*;
+
+/// A client id in HighLevel's shape; `appId` in payloads is the part before the dash.
+const APP: &str = "665c6bb13d4e5364bdec0e2f-mawqjyjd";
+const APP_ID: &str = "665c6bb13d4e5364bdec0e2f";
+const OTHER_APP: &str = "6878cec452e7c8d29d4dd3d9-k2xq7pla";
+
+/// One request the handler received.
+struct Received {
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+}
+
+/// A webhook handler on loopback that answers the scripted statuses in turn
+/// (then the last one forever) and hands every request to the test.
+struct Handler {
+    url: String,
+    got: mpsc::UnboundedReceiver<Received>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Handler {
+    async fn start(answers: &[u16]) -> Handler {
+        let (tx, got) = mpsc::unbounded_channel();
+        let answers = std::sync::Arc::new(std::sync::Mutex::new(answers.to_vec()));
+        let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
+            let tx = tx.clone();
+            let answers = answers.clone();
+            async move {
+                let status = {
+                    let mut a = answers.lock().unwrap();
+                    if a.len() > 1 {
+                        a.remove(0)
+                    } else {
+                        a[0]
+                    }
+                };
+                let _ = tx.send(Received { path: uri.path().to_string(), headers, body });
+                StatusCode::from_u16(status).unwrap()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Handler { url, got, _stop: stop }
+    }
+
+    /// The next request; a deadline only so that a broken mock fails instead of hanging.
+    async fn next(&mut self) -> Received {
+        tokio::time::timeout(Duration::from_secs(20), self.got.recv())
+            .await
+            .expect("the handler got a webhook in time")
+            .expect("the handler is running")
+    }
+
+    /// Nothing more arrived (call after a flush: every due attempt was made by then).
+    fn nothing_more(&mut self) -> bool {
+        self.got.try_recv().is_err()
+    }
+}
+
+/// Two locations of one agency, a PIT for each, and the given apps and installs.
+fn world(apps_yaml: &str, installs_yaml: &str) -> ghl_mock::Fixture {
+    let installs_yaml = if installs_yaml.trim().is_empty() { "  []" } else { installs_yaml };
+    let text = format!(
+        r#"
+companies:
+  - id: {COMPANY}
+    name: Test Agency
+    environment: sandbox
+    rate_limits: {{burst: 100000, window_ms: 10000, daily: 10000000}}
+    locations: [{{id: {LOC_A}}}, {{id: {LOC_B}}}]
+private_integrations:
+  - {{name: a, owner: {{location: {LOC_A}}}, scopes: [contacts.readonly, contacts.write]}}
+  - {{name: b, owner: {{location: {LOC_B}}}, scopes: [contacts.readonly, contacts.write]}}
+oauth_apps:
+{apps_yaml}
+oauth_installs:
+{installs_yaml}
+"#
+    );
+    ghl_mock::fixture::parse("webhooks.yaml", &text).expect("fixture parses")
+}
+
+async fn start(apps_yaml: &str, installs_yaml: &str) -> TestMock {
+    TestMock::start(embedded(), world(apps_yaml, installs_yaml)).await
+}
+
+fn app(client_id: &str, scopes: &str, webhooks: &str) -> String {
+    format!("  - {{client_id: {client_id}, client_secret: s3cret, scopes: [{scopes}], webhooks: {webhooks}}}\n")
+}
+
+async fn create_contact(m: &TestMock, pit: &str, location: &str, email: &str) -> String {
+    let response = m
+        .http
+        .post(format!("{}/contacts/", m.url))
+        .bearer_auth(m.token(pit))
+        .header("Version", VERSION)
+        .json(&json!({"locationId": location, "firstName": "Ada", "email": email}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_eq!(status, 201, "{body}");
+    body["contact"]["id"].as_str().unwrap().to_string()
+}
+
+async fn contact_call(m: &TestMock, method: Method, id: &str, body: Option<Value>) {
+    let mut request =
+        m.http.request(method, format!("{}/contacts/{id}", m.url)).bearer_auth(m.token("a")).header("Version", VERSION);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let (status, answer) = read(request.send().await.unwrap()).await;
+    assert!((200..300).contains(&status), "{status} {answer}");
+}
+
+async fn flush(m: &TestMock) {
+    let (status, body) = m.admin(Method::POST, "/webhooks/flush", None).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn deliveries(m: &TestMock, query: &str) -> Vec<Value> {
+    let (status, body) = m.admin(Method::GET, &format!("/webhooks/deliveries{query}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    body["deliveries"].as_array().unwrap().clone()
+}
+
+async fn advance(m: &TestMock, ms: i64) {
+    let (status, body) = m.admin(Method::POST, "/clock/advance", Some(json!({"by": format!("{ms}ms")}))).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+fn now(m: &TestMock) -> i64 {
+    m.mock.clock.now_ms()
+}
+
+#[tokio::test]
+async fn a_created_contact_reaches_the_handler_signed_over_the_exact_bytes_it_received() {
+    let mut handler = Handler::start(&[200]).await;
+    let hooks = format!("{{url: '{}/hook'}}", handler.url);
+    let m =
+        start(&app(APP, "contacts.readonly", &hooks), &format!("  - {{client_id: {APP}, location: {LOC_A}}}")).await;
+    let id = create_contact(&m, "a", LOC_A, "ada@example.com").await;
+    let got = handler.next().await;
+
+    let (status, key) = m.admin(Method::GET, "/webhooks/public-key", None).await;
+    assert_eq!(status, 200, "{key}");
+    let public = VerifyingKey::from_public_key_pem(key["pem"].as_str().unwrap()).expect("an SPKI PEM Ed25519 key");
+    let raw = base64::engine::general_purpose::STANDARD.decode(key["raw_base64"].as_str().unwrap()).unwrap();
+    assert_eq!(raw, public.to_bytes(), "the raw key is the PEM's key");
+    let header = got.headers.get("x-ghl-signature").expect("x-ghl-signature").to_str().unwrap();
+    let signature = base64::engine::general_purpose::STANDARD.decode(header).unwrap();
+    let signature = Signature::from_slice(&signature).expect("64 bytes");
+    assert!(public.verify(&got.body, &signature).is_ok(), "the signature verifies over the received bytes");
+    let mut changed = got.body.to_vec();
+    changed[10] ^= 1;
+    assert!(public.verify(&changed, &signature).is_err(), "a one-byte change fails it");
+
+    let payload = got.json();
+    assert_eq!(got.path, "/hook");
+    assert_eq!(got.headers.get("content-type").unwrap(), "application/json");
+    assert_eq!(payload["type"], "ContactCreate");
+    assert_eq!(payload["locationId"], LOC_A);
+    assert_eq!((payload["appId"].as_str(), payload["versionId"].as_str()), (Some(APP_ID), Some(APP_ID)));
+    assert_eq!((payload["id"].as_str(), payload["email"].as_str()), (Some(id.as_str()), Some("ada@example.com")));
+    assert!(uuid::Uuid::parse_str(payload["webhookId"].as_str().unwrap()).is_ok());
+    assert_eq!(payload["timestamp"], ghl_mock::clock::iso8601(now(&m)));
+    let keys: Vec<&String> = payload.as_object().unwrap().keys().collect();
+    assert_eq!((keys[0].as_str(), keys[1].as_str()), ("type", "locationId"));
+    assert_eq!(keys.last().unwrap().as_str(), "webhookId");
+    assert_eq!(serde_json::to_vec(&payload).unwrap(), got.body.to_vec(), "compact JSON, as JSON.stringify writes it");
+}
+
+#[tokio::test]
+async fn a_handler_failing_twice_gets_three_attempts_with_one_webhook_id_at_backoff_intervals_on_the_virtual_clock() {
+    let mut handler = Handler::start(&[500, 500, 200]).await;
+    let hooks = format!("{{url: '{}/hook'}}", handler.url);
+    let m =
+        start(&app(APP, "contacts.readonly", &hooks), &format!("  - {{client_id: {APP}, location: {LOC_A}}}")).await;
+    create_contact(&m, "a", LOC_A, "retry@example.com").await;
+    let first = handler.next().await;
+    flush(&m).await;
+    let d = &deliveries(&m, "").await[0];
+    let (at1, due1) = (d["attempts"][0]["at_ms"].as_i64().unwrap(), d["next_attempt_at_ms"].as_i64().unwrap());
+    assert_eq!(d["attempts"][0]["status"], 500);
+    assert!(
+        (10_000..=15_000).contains(&(due1 - at1)),
+        "the first retry is 10 s plus up to 50% jitter later: {}",
+        due1 - at1
+    );
+
+    advance(&m, due1 - now(&m) - 1).await;
+    flush(&m).await;
+    assert!(handler.nothing_more(), "not sent a millisecond before it is due");
+    advance(&m, 1).await;
+    let second = handler.next().await;
+    flush(&m).await;
+    let d = &deliveries(&m, "").await[0];
+    let (at2, due2) = (d["attempts"][1]["at_ms"].as_i64().unwrap(), d["next_attempt_at_ms"].as_i64().unwrap());
+    assert_eq!(at2, due1, "sent when it fell due on the mock's clock");
+    assert!((20_000..=30_000).contains(&(due2 - at2)), "the second retry waits twice as long: {}", due2 - at2);
+
+    advance(&m, due2 - now(&m)).await;
+    let third = handler.next().await;
+    flush(&m).await;
+    let d = &deliveries(&m, "").await[0];
+    assert_eq!(d["state"], "delivered");
+    assert_eq!(d["attempts"].as_array().unwrap().len(), 3);
+    assert_eq!(d["attempts"][2]["at_ms"].as_i64(), Some(due2));
+    assert_eq!(d["next_attempt_at_ms"], Value::Null);
+    assert_eq!(
+        (first.body.clone(), second.body.clone()),
+        (third.body.clone(), third.body.clone()),
+        "the same bytes each time"
+    );
+    assert_eq!(first.json()["webhookId"], d["webhook_id"]);
+    assert!(handler.nothing_more());
+}
+
+#[tokio::test]
+async fn a_handler_that_never_succeeds_gets_thirteen_attempts_and_a_report_finding() {
+    let mut handler = Handler::start(&[503]).await;
+    let hooks = format!("{{url: '{}/hook'}}", handler.url);
+    let m =
+        start(&app(APP, "contacts.readonly", &hooks), &format!("  - {{client_id: {APP}, location: {LOC_A}}}")).await;
+    create_contact(&m, "a", LOC_A, "never@example.com").await;
+    let mut ids = vec![handler.next().await.json()["webhookId"].clone()];
+    for _ in 0..12 {
+        flush(&m).await;
+        let due = deliveries(&m, "").await[0]["next_attempt_at_ms"].as_i64().expect("a retry is scheduled");
+        advance(&m, due - now(&m)).await;
+        ids.push(handler.next().await.json()["webhookId"].clone());
+    }
+    flush(&m).await;
+    let d = &deliveries(&m, "").await[0];
+    assert_eq!(d["attempts"].as_array().unwrap().len(), 13);
+    assert_eq!((d["state"].as_str(), &d["next_attempt_at_ms"]), (Some("abandoned"), &Value::Null));
+    assert!(ids.iter().all(|id| *id == ids[0]), "one webhookId on every attempt");
+    advance(&m, 86_400_000).await;
+    flush(&m).await;
+    assert!(handler.nothing_more(), "no 14th attempt");
+
+    let (status, report) = m.admin(Method::GET, "/report?format=json", None).await;
+    assert_eq!(status, 200, "{report}");
+    let finding = |kind: &str| report["findings"].as_array().unwrap().iter().find(|f| f["kind"] == kind).cloned();
+    assert_eq!(finding("webhook_abandoned").expect("abandoned finding")["count"], 1);
+    assert_eq!(finding("webhook_non_2xx").expect("non-2xx finding")["count"], 13);
+}
+
+#[tokio::test]
+async fn install_and_uninstall_on_the_control_plane_send_install_and_uninstall_to_the_default_url() {
+    let mut handler = Handler::start(&[200]).await;
+    let hooks = format!("{{url: '{0}/default', urls: {{ContactCreate: '{0}/contacts'}}}}", handler.url);
+    let m = start(&app(APP, "contacts.readonly", &hooks), "").await;
+    let (status, installed) =
+        m.admin(Method::POST, "/oauth/installs", Some(json!({"client_id": APP, "location": LOC_A}))).await;
+    assert_eq!(status, 201, "{installed}");
+    let got = handler.next().await;
+    let install = got.json();
+    assert_eq!(got.path, "/default", "INSTALL goes to the default URL, whatever the per-event URLs");
+    assert_eq!(install["type"], "INSTALL");
+    assert_eq!((install["appId"].as_str(), install["installType"].as_str()), (Some(APP_ID), Some("Location")));
+    assert_eq!((install["locationId"].as_str(), install["companyId"].as_str()), (Some(LOC_A), Some(COMPANY)));
+    assert_eq!(install["companyName"], "Test Agency");
+
+    // The install is real: its code gives a location token.
+    let response = m
+        .http
+        .post(format!("{}/oauth/token", m.url))
+        .form(&[
+            ("client_id", APP),
+            ("client_secret", "s3cret"),
+            ("grant_type", "authorization_code"),
+            ("code", installed["code"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (status, tokens) = read(response).await;
+    assert_eq!((status, tokens["locationId"].as_str()), (200, Some(LOC_A)), "{tokens}");
+
+    create_contact(&m, "a", LOC_A, "before@example.com").await;
+    assert_eq!(handler.next().await.path, "/contacts", "a per-event URL routes its event");
+
+    let id = installed["install"]["id"].as_str().unwrap();
+    let (status, body) = m.admin(Method::DELETE, &format!("/oauth/installs/{id}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let got = handler.next().await;
+    assert_eq!((got.path.as_str(), got.json()["type"].as_str()), ("/default", Some("UNINSTALL")));
+    assert_eq!(got.json()["locationId"], LOC_A);
+
+    create_contact(&m, "a", LOC_A, "after@example.com").await;
+    flush(&m).await;
+    assert!(handler.nothing_more(), "an uninstalled app gets no more events");
+    assert_eq!(deliveries(&m, "?event=ContactCreate").await.len(), 1);
+}
+
+#[tokio::test]
+async fn per_event_urls_route_each_event_and_events_turned_off_are_not_sent() {
+    let mut handler = Handler::start(&[200]).await;
+    let hooks = format!(
+        "{{url: '{0}/default', events: [ContactCreate, ContactDelete], urls: {{ContactCreate: '{0}/created'}}}}",
+        handler.url
+    );
+    let m =
+        start(&app(APP, "contacts.readonly", &hooks), &format!("  - {{client_id: {APP}, location: {LOC_A}}}")).await;
+    let id = create_contact(&m, "a", LOC_A, "route@example.com").await;
+    contact_call(&m, Method::PUT, &id, Some(json!({"lastName": "Lovelace"}))).await;
+    contact_call(&m, Method::DELETE, &id, None).await;
+    flush(&m).await;
+    let sent: Vec<(String, String)> = deliveries(&m, "")
+        .await
+        .iter()
+        .map(|d| (d["event"].as_str().unwrap().to_string(), d["url"].as_str().unwrap().to_string()))
+        .collect();
+    let url = |p: &str| format!("{}{p}", handler.url);
+    assert_eq!(
+        sent,
+        vec![("ContactCreate".to_string(), url("/created")), ("ContactDelete".to_string(), url("/default"))],
+        "ContactUpdate is off"
+    );
+    let paths = [handler.next().await.path, handler.next().await.path];
+    assert_eq!(paths, ["/created", "/default"]);
+}
+
+#[tokio::test]
+async fn an_app_without_contacts_readonly_gets_no_contact_events() {
+    let handler = Handler::start(&[200]).await;
+    let hooks = format!("{{url: '{}/hook'}}", handler.url);
+    let apps = app(APP, "contacts.readonly", &hooks) + &app(OTHER_APP, "opportunities.readonly", &hooks);
+    let installs =
+        format!("  - {{client_id: {APP}, location: {LOC_A}}}\n  - {{client_id: {OTHER_APP}, location: {LOC_A}}}\n");
+    let m = start(&apps, &installs).await;
+    create_contact(&m, "a", LOC_A, "scoped@example.com").await;
+    flush(&m).await;
+    let with = deliveries(&m, &format!("?client_id={APP}")).await;
+    let without = deliveries(&m, &format!("?client_id={OTHER_APP}")).await;
+    assert_eq!(with.iter().map(|d| d["event"].as_str().unwrap()).collect::<Vec<_>>(), ["ContactCreate"]);
+    assert!(without.is_empty(), "no contacts.readonly, no contact events: {without:?}");
+}
+
+#[tokio::test]
+async fn events_of_a_location_are_not_sent_to_installs_of_another_location() {
+    let mut handler = Handler::start(&[200]).await;
+    let hooks = format!("{{url: '{}/hook'}}", handler.url);
+    let m =
+        start(&app(APP, "contacts.readonly", &hooks), &format!("  - {{client_id: {APP}, location: {LOC_B}}}")).await;
+    create_contact(&m, "a", LOC_A, "a@example.com").await;
+    flush(&m).await;
+    assert!(handler.nothing_more(), "the app is installed on B only");
+    assert!(deliveries(&m, "").await.is_empty());
+    create_contact(&m, "b", LOC_B, "b@example.com").await;
+    assert_eq!(handler.next().await.json()["locationId"], LOC_B);
+}
+
+#[tokio::test]
+async fn a_customer_reply_on_the_control_plane_sends_inbound_message_and_files_it() {
+    let mut handler = Handler::start(&[200]).await;
+    let hooks = format!("{{url: '{}/hook'}}", handler.url);
+    let m = start(
+        &app(APP, "contacts.readonly, conversations/message.readonly", &hooks),
+        &format!("  - {{client_id: {APP}, location: {LOC_A}}}"),
+    )
+    .await;
+    let contact = create_contact(&m, "a", LOC_A, "reply@example.com").await;
+    assert_eq!(handler.next().await.json()["type"], "ContactCreate");
+    let (status, body) = m
+        .admin(
+            Method::POST,
+            "/webhooks/inbound-message",
+            Some(json!({"locationId": LOC_A, "contactId": contact, "body": "Yes, Tuesday works"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let inbound = handler.next().await.json();
+    assert_eq!(inbound["type"], "InboundMessage");
+    assert_eq!(
+        (inbound["body"].as_str(), inbound["contactId"].as_str()),
+        (Some("Yes, Tuesday works"), Some(contact.as_str()))
+    );
+    assert_eq!((inbound["direction"].as_str(), inbound["messageType"].as_str()), (Some("inbound"), Some("SMS")));
+    assert_eq!(inbound["conversationId"], body["message"]["conversationId"]);
+    let (status, _) = m
+        .admin(
+            Method::POST,
+            "/webhooks/inbound-message",
+            Some(json!({"locationId": LOC_A, "contactId": "nobody", "body": "x"})),
+        )
+        .await;
+    assert_eq!(status, 404, "an unknown contact is refused");
+}
+
+#[tokio::test]
+async fn a_manual_resend_that_succeeds_delivers_a_failing_webhook_and_cancels_its_retries() {
+    let mut handler = Handler::start(&[500, 200]).await;
+    let hooks = format!("{{url: '{}/hook'}}", handler.url);
+    let m =
+        start(&app(APP, "contacts.readonly", &hooks), &format!("  - {{client_id: {APP}, location: {LOC_A}}}")).await;
+    create_contact(&m, "a", LOC_A, "resend@example.com").await;
+    handler.next().await;
+    flush(&m).await;
+    let id = deliveries(&m, "").await[0]["webhook_id"].as_str().unwrap().to_string();
+    let (status, body) = m.admin(Method::POST, &format!("/webhooks/deliveries/{id}/resend"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["attempt"]["status"].as_u64(), body["delivery"]["state"].as_str()),
+        (Some(200), Some("delivered"))
+    );
+    assert!(body["delivery"]["attempts"][1]["manual"].as_bool().unwrap());
+    assert_eq!(body["delivery"]["next_attempt_at_ms"], Value::Null, "no retry is left");
+    let (status, _) = m.admin(Method::POST, &format!("/webhooks/deliveries/{id}/resend"), None).await;
+    assert_eq!(status, 409, "a delivered webhook is not resent");
+    let (status, _) = m.admin(Method::POST, "/webhooks/deliveries/nope/resend", None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn bad_webhook_settings_are_refused_with_the_reason() {
+    let m = start(&app(APP, "contacts.readonly", "{url: 'http://127.0.0.1:9/'}"), "").await;
+    let (status, body) = m
+        .admin(Method::PUT, &format!("/oauth/apps/{APP}/webhooks"), Some(json!({"url": "ftp://x/", "events": []})))
+        .await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("http or https"), "{body}");
+    let (status, body) =
+        m.admin(Method::PUT, &format!("/oauth/apps/{APP}/webhooks"), Some(json!({"events": ["ContactCreat"]}))).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("ContactCreat"), "{body}");
+    let (status, _) = m.admin(Method::POST, "/oauth/installs", Some(json!({"client_id": APP}))).await;
+    assert_eq!(status, 400, "an install names a location or a company");
+    let (status, _) =
+        m.admin(Method::POST, "/oauth/installs", Some(json!({"client_id": APP, "location": "nowhere"}))).await;
+    assert_eq!(status, 400);
+    let bad = ghl_mock::fixture::parse(
+        "bad.yaml",
+        &format!("oauth_apps:\n  - {{client_id: x, client_secret: y, webhooks: {{url: 'not a url'}}}}\ncompanies: [{{id: {COMPANY}}}]"),
+    )
+    .unwrap();
+    let refused = ghl_mock::Mock::start(
+        embedded(),
+        ghl_mock::Config::default(),
+        ghl_mock::Clock::frozen(0),
+        Some(("bad.yaml".into(), bad)),
+    );
+    assert!(refused.err().map(|e| e.to_string()).unwrap_or_default().contains("not a URL"));
+}
