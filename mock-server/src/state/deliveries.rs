@@ -174,6 +174,11 @@ pub trait Deliveries: Send + Sync {
         &self,
         make: &(dyn Fn() -> Result<Vec<u8>, String> + Send + Sync),
     ) -> Result<Vec<u8>, StateError>;
+    /// The RSA key of the legacy `x-wh-signature` (PKCS#1 DER), made once, as [`Self::signing_key`].
+    async fn legacy_signing_key(
+        &self,
+        make: &(dyn Fn() -> Result<Vec<u8>, String> + Send + Sync),
+    ) -> Result<Vec<u8>, StateError>;
 }
 
 #[derive(Default)]
@@ -185,6 +190,7 @@ struct Outbox {
     due: BTreeSet<(i64, String)>,
     dropped: u64,
     key: Option<Vec<u8>>,
+    legacy_key: Option<Vec<u8>>,
 }
 
 /// The in-memory backend of [`Deliveries`].
@@ -356,6 +362,19 @@ impl Deliveries for MemoryDeliveries {
         }
         let key = make().map_err(StateError)?;
         o.key = Some(key.clone());
+        Ok(key)
+    }
+
+    async fn legacy_signing_key(
+        &self,
+        make: &(dyn Fn() -> Result<Vec<u8>, String> + Send + Sync),
+    ) -> Result<Vec<u8>, StateError> {
+        let mut o = self.lock();
+        if let Some(key) = &o.legacy_key {
+            return Ok(key.clone());
+        }
+        let key = make().map_err(StateError)?;
+        o.legacy_key = Some(key.clone());
         Ok(key)
     }
 }

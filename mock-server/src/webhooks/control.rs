@@ -232,9 +232,19 @@ async fn set_app_webhooks(State(mock): State<Shared>, Path(client_id): Path<Stri
 
 async fn public_key(State(mock): State<Shared>) -> Answer {
     let (pem, raw) = mock.webhooks.public_key().await.map_err(|e| unavailable(&mock, e.into()))?;
-    ok(
-        json!({"pem": pem, "raw_base64": raw, "algorithm": "Ed25519", "header": "x-ghl-signature", "env": "WEBHOOK_SIGNATURE_PUBLIC_KEY"}),
-    )
+    let mut answer = json!({
+        "pem": pem,
+        "raw_base64": raw,
+        "algorithm": "Ed25519",
+        "header": "x-ghl-signature",
+        "env": "WEBHOOK_SIGNATURE_PUBLIC_KEY",
+    });
+    // The legacy RSA key only when that header is sent (`WEBHOOK_PUBLIC_KEY` in the Python SDK).
+    if let Some(legacy) = mock.webhooks.legacy_public_key().await.map_err(|e| unavailable(&mock, e.into()))? {
+        answer["legacy"] =
+            json!({"pem": legacy, "algorithm": "RSA-SHA256", "header": "x-wh-signature", "env": "WEBHOOK_PUBLIC_KEY"});
+    }
+    ok(answer)
 }
 
 /// A delivery as the journal shows it: the payload parsed, attempts with times.

@@ -28,6 +28,7 @@ pub struct Sender {
     pub(super) wake: Arc<Notify>,
     seed: Option<Vec<u8>>,
     signer: OnceCell<Signer>,
+    legacy: OnceCell<sign::LegacySigner>,
     client: Option<reqwest::Client>,
     permits: Arc<Semaphore>,
     in_flight: tokio::sync::watch::Sender<usize>,
@@ -54,6 +55,7 @@ impl Sender {
             wake: Arc::new(Notify::new()),
             seed,
             signer: OnceCell::new(),
+            legacy: OnceCell::new(),
             client: client.ok(),
             in_flight: tokio::sync::watch::channel(0).0,
             worker: OnceLock::new(),
@@ -71,6 +73,21 @@ impl Sender {
                 };
                 let seed = self.store.signing_key(&make).await?;
                 Signer::from_seed(&seed).map_err(StateError)
+            })
+            .await
+    }
+
+    /// The legacy RSA key, made once (RSA-4096 takes seconds) and shared through the store.
+    pub async fn legacy_signer(&self) -> Result<&sign::LegacySigner, StateError> {
+        self.legacy
+            .get_or_try_init(|| async {
+                // Made on a blocking thread; a key already in the store (another replica's) wins.
+                let fresh = tokio::task::spawn_blocking(sign::generate_legacy_der)
+                    .await
+                    .map_err(|e| StateError(format!("the RSA key could not be made: {e}")))?
+                    .map_err(StateError)?;
+                let der = self.store.legacy_signing_key(&move || Ok(fresh.clone())).await?;
+                sign::LegacySigner::from_der(&der).map_err(StateError)
             })
             .await
     }
@@ -170,13 +187,19 @@ impl Sender {
             Ok(s) => s.sign(delivery.body.as_bytes()),
             Err(e) => return (None, Some(format!("no signing key: {e}"))),
         };
-        let sent = client
+        let mut request = client
             .post(&delivery.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("x-ghl-signature", signature)
-            .body(delivery.body.as_bytes().to_vec())
-            .send()
-            .await;
+            .header("x-ghl-signature", signature);
+        if self.settings.legacy_signature {
+            let legacy =
+                match self.legacy_signer().await.map_err(|e| e.0).and_then(|s| s.sign(delivery.body.as_bytes())) {
+                    Ok(s) => s,
+                    Err(e) => return (None, Some(format!("no legacy signing key: {e}"))),
+                };
+            request = request.header("x-wh-signature", legacy);
+        }
+        let sent = request.body(delivery.body.as_bytes().to_vec()).send().await;
         match sent {
             Ok(response) => {
                 let status = response.status().as_u16();

@@ -170,6 +170,9 @@ pub struct Settings {
     /// Copy real deliveries where they differ from the docs: opportunity
     /// fan-out, slim task and DND payloads (WEBHOOKS.md §2.2).
     pub real_quirks: bool,
+    /// Also send the legacy `x-wh-signature` (RSA-SHA256), which HighLevel
+    /// retired on 2026-09-01. Off: only `x-ghl-signature`, as HighLevel now.
+    pub legacy_signature: bool,
 }
 
 impl Default for Settings {
@@ -187,6 +190,7 @@ impl Default for Settings {
             queue_capacity: 10_000,
             concurrency: 16,
             real_quirks: true,
+            legacy_signature: false,
         }
     }
 }
@@ -228,6 +232,14 @@ impl Webhooks {
     pub async fn public_key(&self) -> Result<(String, String), StateError> {
         let signer = self.inner.signer().await?;
         Ok((signer.public_pem(), signer.public_raw_base64()))
+    }
+
+    /// The legacy RSA public key (SPKI PEM), when `legacy_signature` is on.
+    pub async fn legacy_public_key(&self) -> Result<Option<String>, StateError> {
+        if !self.inner.settings.legacy_signature {
+            return Ok(None);
+        }
+        Ok(Some(self.inner.legacy_signer().await?.public_pem()))
     }
 
     /// Starts the sender (inside a runtime; once).

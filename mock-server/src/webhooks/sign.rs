@@ -67,6 +67,44 @@ impl Signer {
     }
 }
 
+/// The legacy `x-wh-signature`: base64 of an RSASSA-PKCS1-v1_5 / SHA-256
+/// signature over the same bytes, with an RSA-4096 key as HighLevel's.
+/// HighLevel stopped sending it on 2026-09-01; off unless the fidelity
+/// setting `webhooks.legacy_signature` is on.
+pub struct LegacySigner {
+    key: rsa::RsaPrivateKey,
+}
+
+/// HighLevel's legacy key is RSA-4096 (its signatures are 512 bytes).
+pub const LEGACY_BITS: usize = 4096;
+
+/// A fresh RSA key, as PKCS#1 DER (what the outbox keeps and shares).
+pub fn generate_legacy_der() -> Result<Vec<u8>, String> {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, LEGACY_BITS).map_err(|e| e.to_string())?;
+    Ok(key.to_pkcs1_der().map_err(|e| e.to_string())?.as_bytes().to_vec())
+}
+
+impl LegacySigner {
+    pub fn from_der(der: &[u8]) -> Result<Self, String> {
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        Ok(Self { key: rsa::RsaPrivateKey::from_pkcs1_der(der).map_err(|e| e.to_string())? })
+    }
+
+    pub fn sign(&self, body: &[u8]) -> Result<String, String> {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(body);
+        let signature = self.key.sign(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest).map_err(|e| e.to_string())?;
+        Ok(STANDARD.encode(signature))
+    }
+
+    /// The public key as SPKI PEM, as HighLevel published its legacy key.
+    pub fn public_pem(&self) -> String {
+        use rsa::pkcs8::EncodePublicKey;
+        self.key.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +122,20 @@ mod tests {
         assert!(public.verify(br#"{"type":"ContactCreate","locationId":"y"}"#, &signature).is_err());
         assert_eq!(STANDARD.decode(signer.public_raw_base64()).unwrap(), public.to_bytes());
         assert!(signer.public_pem().starts_with("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA"));
+    }
+
+    #[test]
+    fn a_legacy_signature_is_rsa_sha256_over_the_same_bytes_and_512_bytes_long() {
+        use rsa::pkcs8::DecodePublicKey as _;
+        use sha2::Digest;
+        let signer = LegacySigner::from_der(&generate_legacy_der().unwrap()).unwrap();
+        let body = br#"{"type":"ContactCreate"}"#;
+        let signature = STANDARD.decode(signer.sign(body).unwrap()).unwrap();
+        assert_eq!(signature.len(), 512);
+        let public = rsa::RsaPublicKey::from_public_key_pem(&signer.public_pem()).unwrap();
+        let scheme = || rsa::Pkcs1v15Sign::new::<sha2::Sha256>();
+        assert!(public.verify(scheme(), &sha2::Sha256::digest(body), &signature).is_ok());
+        assert!(public.verify(scheme(), &sha2::Sha256::digest(b"{}"), &signature).is_err());
     }
 
     #[test]

@@ -97,9 +97,13 @@ companies:
     name: Test Agency
     environment: sandbox
     rate_limits: {{burst: 100000, window_ms: 10000, daily: 10000000}}
-    locations: [{{id: {LOC_A}}}, {{id: {LOC_B}}}]
+    locations:
+      - id: {LOC_A}
+        records:
+          pipelines: [{{id: testPipeline00000001, name: Sales, stages: [{{id: testStageNew00000001, name: New}}]}}]
+      - {{id: {LOC_B}}}
 private_integrations:
-  - {{name: a, owner: {{location: {LOC_A}}}, scopes: [contacts.readonly, contacts.write]}}
+  - {{name: a, owner: {{location: {LOC_A}}}, scopes: [contacts.readonly, contacts.write, opportunities.readonly, opportunities.write]}}
   - {{name: b, owner: {{location: {LOC_B}}}, scopes: [contacts.readonly, contacts.write]}}
 oauth_apps:
 {apps_yaml}
@@ -188,6 +192,7 @@ async fn a_created_contact_reaches_the_handler_signed_over_the_exact_bytes_it_re
     let payload = got.json();
     assert_eq!(got.path, "/hook");
     assert_eq!(got.headers.get("content-type").unwrap(), "application/json");
+    assert!(got.headers.get("x-wh-signature").is_none(), "the legacy RSA header is off, as HighLevel since 2026-09-01");
     assert_eq!(payload["type"], "ContactCreate");
     assert_eq!(payload["locationId"], LOC_A);
     assert_eq!((payload["appId"].as_str(), payload["versionId"].as_str()), (Some(APP_ID), Some(APP_ID)));
@@ -472,4 +477,165 @@ async fn bad_webhook_settings_are_refused_with_the_reason() {
         Some(("bad.yaml".into(), bad)),
     );
     assert!(refused.err().map(|e| e.to_string()).unwrap_or_default().contains("not a URL"));
+}
+
+#[tokio::test]
+async fn an_opportunity_status_change_sends_update_and_status_update_as_real_deliveries_do() {
+    let handler = Handler::start(&[200]).await;
+    let hooks = format!(
+        "{{url: '{}/hook', events: [OpportunityCreate, OpportunityUpdate, OpportunityStatusUpdate]}}",
+        handler.url
+    );
+    let m = start(&app(APP, "opportunities.readonly", &hooks), &format!("  - {{client_id: {APP}, location: {LOC_A}}}"))
+        .await;
+    let contact = create_contact(&m, "a", LOC_A, "deal@example.com").await;
+    let call = |method: Method, path: String, body: Value| {
+        m.http
+            .request(method, format!("{}{path}", m.url))
+            .bearer_auth(m.token("a"))
+            .header("Version", VERSION)
+            .json(&body)
+            .send()
+    };
+    let body = json!({"locationId": LOC_A, "name": "Deal", "status": "open", "contactId": contact,
+        "pipelineId": "testPipeline00000001", "pipelineStageId": "testStageNew00000001", "monetaryValue": 100});
+    let (status, created) = read(call(Method::POST, "/opportunities/".into(), body).await.unwrap()).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["opportunity"]["id"].as_str().unwrap().to_string();
+    flush(&m).await;
+    let (status, answer) =
+        read(call(Method::PUT, format!("/opportunities/{id}"), json!({"status": "won"})).await.unwrap()).await;
+    assert_eq!(status, 200, "{answer}");
+    flush(&m).await;
+    let sent = deliveries(&m, "").await;
+    let events: Vec<&str> = sent.iter().map(|d| d["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["OpportunityCreate", "OpportunityUpdate", "OpportunityUpdate", "OpportunityStatusUpdate"]);
+    let status_update = &sent[3]["payload"];
+    assert_eq!((status_update["id"].as_str(), status_update["status"].as_str()), (Some(id.as_str()), Some("won")));
+    assert_eq!(status_update["assignedTo"], Value::Null, "an unset assignee is sent as null");
+    let ids: std::collections::HashSet<&str> = sent.iter().map(|d| d["webhook_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 4, "each event of a fan-out has its own webhookId");
+}
+
+#[tokio::test]
+async fn a_handler_that_does_not_answer_in_time_is_a_failed_attempt_named_as_a_timeout() {
+    // Accepts the connection and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let mut config = ghl_mock::Config::default();
+    config.fidelity.webhooks.timeout_ms = 300;
+    config.fidelity.webhooks.slow_ms = 200;
+    let fixture = world(
+        &app(APP, "contacts.readonly", &format!("{{url: '{url}'}}")),
+        &format!("  - {{client_id: {APP}, location: {LOC_A}}}"),
+    );
+    let m = TestMock::start_with(embedded(), fixture, config, ghl_mock::Clock::frozen(1_767_225_600_000)).await;
+    create_contact(&m, "a", LOC_A, "slow@example.com").await;
+    flush(&m).await;
+    let d = &deliveries(&m, "").await[0];
+    assert_eq!((d["state"].as_str(), &d["attempts"][0]["status"]), (Some("pending"), &Value::Null));
+    assert_eq!(d["attempts"][0]["error"], "no answer within 300 ms");
+    assert!(d["next_attempt_at_ms"].is_i64(), "no answer is retried");
+    let (_, report) = m.admin(Method::GET, "/report?format=json", None).await;
+    assert!(report["findings"].as_array().unwrap().iter().any(|f| f["kind"] == "webhook_slow"), "{report}");
+    held.abort();
+}
+
+#[tokio::test]
+async fn the_legacy_rsa_signature_is_sent_when_the_fidelity_setting_asks_for_it() {
+    use rsa::pkcs8::DecodePublicKey as _;
+    use sha2::Digest;
+    let mut handler = Handler::start(&[200]).await;
+    let mut config = ghl_mock::Config::default();
+    config.fidelity.webhooks.legacy_signature = true;
+    let fixture = world(
+        &app(APP, "contacts.readonly", &format!("{{url: '{}/hook'}}", handler.url)),
+        &format!("  - {{client_id: {APP}, location: {LOC_A}}}"),
+    );
+    let m = TestMock::start_with(embedded(), fixture, config, ghl_mock::Clock::frozen(1_767_225_600_000)).await;
+    create_contact(&m, "a", LOC_A, "legacy@example.com").await;
+    let got = handler.next().await;
+    let (_, key) = m.admin(Method::GET, "/webhooks/public-key", None).await;
+    let public = rsa::RsaPublicKey::from_public_key_pem(key["legacy"]["pem"].as_str().unwrap()).unwrap();
+    let header = got.headers.get("x-wh-signature").expect("x-wh-signature").to_str().unwrap();
+    let signature = base64::engine::general_purpose::STANDARD.decode(header).unwrap();
+    assert_eq!(signature.len(), 512, "RSA-4096, as HighLevel's key");
+    let scheme = || rsa::Pkcs1v15Sign::new::<sha2::Sha256>();
+    assert!(public.verify(scheme(), &sha2::Sha256::digest(&got.body), &signature).is_ok());
+    let mut changed = got.body.to_vec();
+    changed[3] ^= 1;
+    assert!(public.verify(scheme(), &sha2::Sha256::digest(&changed), &signature).is_err());
+    assert!(got.headers.get("x-ghl-signature").is_some(), "both headers, as during the transition");
+}
+
+#[tokio::test]
+async fn a_location_created_with_an_agency_token_sends_location_create_to_the_agency_install() {
+    let Some(dir) = corpus_dir() else { return };
+    let spec = ghl_mock::spec::load(ghl_mock::Source::Dir(dir), 1).expect("corpus loads");
+    let mut handler = Handler::start(&[200]).await;
+    let text = format!(
+        r#"
+companies:
+  - id: {COMPANY}
+    environment: production
+    locations: [{{id: {LOC_A}}}]
+private_integrations:
+  - {{name: agency, owner: {{company: {COMPANY}}}, scopes: [locations.write, locations.readonly]}}
+oauth_apps:
+  - {{client_id: {APP}, client_secret: s, scopes: [locations.readonly], webhooks: {{url: '{}/hook'}}}}
+  - {{client_id: {OTHER_APP}, client_secret: s, scopes: [locations.readonly], webhooks: {{url: '{}/other'}}}}
+oauth_installs:
+  - {{client_id: {APP}, company: {COMPANY}}}
+  - {{client_id: {OTHER_APP}, location: {LOC_A}}}
+"#,
+        handler.url, handler.url
+    );
+    let fixture = ghl_mock::fixture::parse("agency.yaml", &text).unwrap();
+    let m = TestMock::start(spec, fixture).await;
+    let response = m
+        .http
+        .post(format!("{}/locations/", m.url))
+        .bearer_auth(m.token("agency"))
+        .header("Version", VERSION)
+        .json(&json!({"name": "New Branch", "companyId": COMPANY}))
+        .send()
+        .await
+        .unwrap();
+    let (status, created) = read(response).await;
+    assert!((200..300).contains(&status), "{status} {created}");
+    let got = handler.next().await;
+    let event = got.json();
+    assert_eq!((got.path.as_str(), event["type"].as_str()), ("/hook", Some("LocationCreate")));
+    assert_eq!((event["companyId"].as_str(), event["name"].as_str()), (Some(COMPANY), Some("New Branch")));
+    assert!(event.get("locationId").is_none(), "LocationCreate names the new location in `id`, not `locationId`");
+    assert!(event["id"].is_string());
+    flush(&m).await;
+    assert!(handler.nothing_more(), "a location-level install gets no agency event");
+}
+
+#[test]
+fn the_banner_prints_the_public_key_that_the_control_plane_and_the_cli_publish() {
+    let server = start_binary(&[]);
+    let line = server
+        .first_lines
+        .iter()
+        .find(|l| l.contains("WEBHOOK_SIGNATURE_PUBLIC_KEY="))
+        .cloned()
+        .expect("the banner names the key setting");
+    let raw = line.split("WEBHOOK_SIGNATURE_PUBLIC_KEY=").nth(1).and_then(|r| r.split_whitespace().next()).unwrap();
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(raw).unwrap().len(), 32, "a raw Ed25519 key");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ghl-mock"))
+        .args(["webhooks", "public-key", "--url", &server.url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["raw_base64"], raw);
+    assert!(server.terminate().success());
 }
