@@ -434,8 +434,11 @@ async fn advance_clock(State(mock): State<Shared>, body: Bytes) -> Answer {
 
 async fn list_apps(State(mock): State<Shared>) -> Answer {
     let w = mock.world().await.map_err(|e| unavailable(&mock, e))?;
-    let mut apps: Vec<Value> =
-        w.apps.values().map(|a| json!({"client_id": a.client_id, "name": a.name, "scopes": a.scopes})).collect();
+    let mut apps: Vec<Value> = w
+        .apps
+        .values()
+        .map(|a| json!({"client_id": a.client_id, "name": a.name, "scopes": a.scopes, "webhooks": a.webhooks}))
+        .collect();
     apps.sort_by(|a, b| a["client_id"].as_str().cmp(&b["client_id"].as_str()));
     ok(json!({"apps": apps}))
 }

@@ -8,6 +8,21 @@
 //! The memory backend keeps the newest `capacity` deliveries: past it the
 //! oldest finished one is forgotten, and when every kept delivery is still
 //! pending a new one is refused (counted as dropped), so the queue stays bounded.
+//!
+//! What a shared backend (Redis) must do so that replicas deliver each event
+//! once: an event is queued only by the replica whose request changed the
+//! record, so enqueues need no dedupe; every replica runs a sender, and
+//! `claim_due`, `claim` and `record` must each be one atomic script (e.g. a
+//! sorted set of due ids scored by due time, popped with the delivery's hash
+//! marked in flight), so one replica gets each attempt. A claim should carry a
+//! lease in real time (longer than `webhooks.timeout_ms`) that `claim_due`
+//! takes back when a replica died mid-attempt: that may repeat an attempt,
+//! with the same `webhookId`, which HighLevel's at-least-once delivery allows.
+//! `signing_key` and `legacy_signing_key` must be set-if-absent, so every
+//! replica signs with one key and prints the same public key. Due times are
+//! on the mock's clock, so the replicas must share its time source; a clock
+//! moved on one replica wakes that replica's sender at once and the others'
+//! within `deliver::POLL_MS`.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -172,7 +172,9 @@ async fn create_install(State(mock): State<Shared>, body: Bytes) -> Answer {
     for install in &made {
         mock.webhooks.app_event(&world, INSTALL, install).await;
     }
-    let first = &made[0];
+    let Some(first) = made.first() else {
+        return Err(refuse(&mock, StatusCode::BAD_REQUEST, "nothing was installed"));
+    };
     let grant = crate::auth::oauth::Grant {
         client_id: first.client_id.clone(),
         owner: first.owner.clone(),

@@ -639,3 +639,59 @@ fn the_banner_prints_the_public_key_that_the_control_plane_and_the_cli_publish()
     assert_eq!(answer["raw_base64"], raw);
     assert!(server.terminate().success());
 }
+
+#[tokio::test]
+async fn a_bulk_install_sends_one_install_per_location_and_its_agency_token_mints_their_location_tokens() {
+    let mut handler = Handler::start(&[200]).await;
+    let hooks = format!("{{url: '{}/hook'}}", handler.url);
+    let m = start(&app(APP, "contacts.readonly, oauth.write", &hooks), "").await;
+    let (status, installed) = m
+        .admin(
+            Method::POST,
+            "/oauth/installs",
+            Some(json!({"client_id": APP, "company": COMPANY, "locations": [LOC_A, LOC_B]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{installed}");
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(handler.next().await.json());
+    }
+    let kinds: Vec<(&str, Option<&str>)> =
+        got.iter().map(|g| (g["installType"].as_str().unwrap(), g["locationId"].as_str())).collect();
+    assert_eq!(kinds, [("Company", None), ("Location", Some(LOC_A)), ("Location", Some(LOC_B))]);
+    assert!(got.iter().all(|g| g["type"] == "INSTALL" && g["companyId"] == COMPANY));
+
+    // What the official SDKs do with a location INSTALL: the agency token mints the location's token.
+    let response = m
+        .http
+        .post(format!("{}/oauth/token", m.url))
+        .form(&[
+            ("client_id", APP),
+            ("client_secret", "s3cret"),
+            ("grant_type", "authorization_code"),
+            ("code", installed["code"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (status, agency) = read(response).await;
+    assert_eq!((status, agency["userType"].as_str()), (200, Some("Company")), "{agency}");
+    let response = m
+        .http
+        .post(format!("{}/oauth/locationToken", m.url))
+        .bearer_auth(agency["access_token"].as_str().unwrap())
+        .header("Version", VERSION)
+        .form(&[("companyId", COMPANY), ("locationId", got[2]["locationId"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    let (status, location) = read(response).await;
+    assert_eq!((status, location["locationId"].as_str()), (200, Some(LOC_B)), "{location}");
+
+    create_contact(&m, "b", LOC_B, "bulk@example.com").await;
+    assert_eq!(handler.next().await.json()["locationId"], LOC_B, "a location of the bulk install gets its events");
+    let (status, _) =
+        m.admin(Method::POST, "/oauth/installs", Some(json!({"client_id": APP, "location": LOC_A}))).await;
+    assert_eq!(status, 409, "installed there already");
+}
