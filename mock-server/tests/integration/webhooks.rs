@@ -698,3 +698,132 @@ async fn a_bulk_install_sends_one_install_per_location_and_its_agency_token_mint
         m.admin(Method::POST, "/oauth/installs", Some(json!({"client_id": APP, "location": LOC_A}))).await;
     assert_eq!(status, 409, "installed there already");
 }
+
+#[tokio::test]
+async fn no_token_secret_or_private_key_appears_in_deliveries_payloads_or_logs() {
+    let mut handler = Handler::start(&[500, 200]).await;
+    let seed = [7u8; 32];
+    let seed_text = base64::engine::general_purpose::STANDARD.encode(seed);
+    let pit = "pit-2b0c5a4e-3f7d-4c1e-9a6b-8d2e1f0a7c35";
+    let dir = scratch_dir("webhook-secrets");
+    let path = dir.join("world.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "companies: [{{id: {COMPANY}, locations: [{{id: {LOC_A}}}]}}]\n\
+             private_integrations: [{{name: Main, owner: {{location: {LOC_A}}}, scopes: [contacts.readonly, contacts.write], token: {pit}}}]\n\
+             oauth_apps: [{{client_id: {APP}, client_secret: the-app-secret-value, scopes: [contacts.readonly], webhooks: {{url: '{}/hook'}}}}]\n\
+             webhooks: {{signing_key: '{seed_text}'}}\n",
+            handler.url
+        ),
+    )
+    .unwrap();
+    let mut server = start_binary(&["--fixture".as_ref(), path.as_os_str()]);
+    let http = reqwest::Client::new();
+    let admin = |method: Method, p: &str, body: Option<Value>| {
+        let mut r = http.request(method, format!("{}/__admin{p}", server.url));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        async move { read(r.send().await.unwrap()).await.1 }
+    };
+    let installed = admin(Method::POST, "/oauth/installs", Some(json!({"client_id": APP, "location": LOC_A}))).await;
+    let code = installed["code"].as_str().unwrap().to_string();
+    let created = http
+        .post(format!("{}/contacts/", server.url))
+        .bearer_auth(pit)
+        .header("Version", VERSION)
+        .json(&json!({"locationId": LOC_A, "firstName": "Sec", "email": "sec@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let mut received = String::new();
+    for _ in 0..2 {
+        received.push_str(&String::from_utf8_lossy(&handler.next().await.body));
+    }
+    assert!(received.contains("INSTALL") && received.contains("ContactCreate"), "{received}");
+    admin(Method::POST, "/webhooks/flush", None).await;
+    let key = admin(Method::GET, "/webhooks/public-key", None).await;
+    let expected = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD.decode(key["raw_base64"].as_str().unwrap()).unwrap(),
+        expected,
+        "the fixture's key signs"
+    );
+    let journal = admin(Method::GET, "/webhooks/deliveries", None).await.to_string();
+    assert!(journal.contains("ContactCreate") && journal.contains("INSTALL"), "{journal}");
+    let (status, logs) = server.terminate_and_logs();
+    assert!(status.success());
+    for secret in [pit, "the-app-secret-value", code.as_str(), seed_text.as_str()] {
+        assert!(!journal.contains(secret), "the deliveries journal holds a secret");
+        assert!(!logs.contains(secret), "the logs hold a secret");
+        assert!(!received.contains(secret), "a payload holds a secret");
+    }
+    assert!(logs.contains("webhook attempt"), "the attempts were logged, at trace level");
+}
+
+#[tokio::test]
+async fn two_senders_sharing_one_outbox_deliver_each_event_once() {
+    use ghl_mock::state::deliveries::{Deliveries, MemoryDeliveries};
+    use ghl_mock::webhooks::{Event, Install, Target, Webhooks};
+    use ghl_mock::world::{Company, Environment, Location, OAuthApp, Owner, World};
+    let mut handler = Handler::start(&[200]).await;
+    let clock = ghl_mock::Clock::frozen(1_767_225_600_000);
+    let store: std::sync::Arc<dyn Deliveries> = std::sync::Arc::new(MemoryDeliveries::new(100));
+    let replicas: Vec<Webhooks> =
+        (0..2).map(|_| Webhooks::new(Default::default(), clock.clone(), store.clone(), None)).collect();
+    let mut world = World::default();
+    world.add_company(Company { id: COMPANY.into(), name: "A".into(), environment: Environment::Sandbox });
+    world.add_location(Location { id: LOC_A.into(), name: "A".into(), company_id: COMPANY.into() }).unwrap();
+    world.apps.insert(
+        APP.into(),
+        OAuthApp {
+            client_id: APP.into(),
+            client_secret: "s".into(),
+            name: String::new(),
+            scopes: vec![],
+            webhooks: Some(ghl_mock::webhooks::AppWebhooks {
+                url: Some(format!("{}/hook", handler.url)),
+                ..Default::default()
+            }),
+        },
+    );
+    let install = Install {
+        id: "i1".into(),
+        client_id: APP.into(),
+        owner: Owner::Location(LOC_A.into()),
+        company_id: COMPANY.into(),
+        scopes: vec!["contacts.readonly".into()],
+        user_id: "u".into(),
+        installed_at_ms: 0,
+    };
+    world.installs.insert(install.id.clone(), install);
+    let event = |n: usize| Event {
+        kind: "ContactCreate".into(),
+        scope: Some("contacts.readonly"),
+        target: Target::Location(LOC_A.into()),
+        fields: json!({"id": format!("contact{n}")}).as_object().cloned().unwrap(),
+    };
+    for replica in &replicas {
+        replica.start();
+    }
+    // Each replica queues the events of its own requests; both send.
+    replicas[0].emit(&world, (0..10).map(event).collect()).await;
+    replicas[1].emit(&world, (10..20).map(event).collect()).await;
+    for replica in &replicas {
+        replica.wake();
+        replica.flush().await;
+    }
+    let mut ids = std::collections::HashMap::new();
+    for _ in 0..20 {
+        *ids.entry(handler.next().await.json()["webhookId"].as_str().unwrap().to_string()).or_insert(0) += 1;
+    }
+    for replica in &replicas {
+        replica.flush().await;
+    }
+    assert!(handler.nothing_more(), "nothing was sent twice");
+    assert_eq!(ids.len(), 20);
+    assert!(ids.values().all(|n| *n == 1));
+    assert_eq!(replicas[0].public_key().await.unwrap(), replicas[1].public_key().await.unwrap(), "one key for both");
+}
