@@ -101,9 +101,12 @@ companies:
       - id: {LOC_A}
         records:
           pipelines: [{{id: testPipeline00000001, name: Sales, stages: [{{id: testStageNew00000001, name: New}}]}}]
+          calendars: [{{id: testCalendar00000001, name: Intro Call}}]
       - {{id: {LOC_B}}}
 private_integrations:
-  - {{name: a, owner: {{location: {LOC_A}}}, scopes: [contacts.readonly, contacts.write, opportunities.readonly, opportunities.write]}}
+  - name: a
+    owner: {{location: {LOC_A}}}
+    scopes: [contacts.readonly, contacts.write, opportunities.readonly, opportunities.write, conversations/message.write, calendars/events.write]
   - {{name: b, owner: {{location: {LOC_B}}}, scopes: [contacts.readonly, contacts.write]}}
 oauth_apps:
 {apps_yaml}
@@ -826,4 +829,52 @@ async fn two_senders_sharing_one_outbox_deliver_each_event_once() {
     assert_eq!(ids.len(), 20);
     assert!(ids.values().all(|n| *n == 1));
     assert_eq!(replicas[0].public_key().await.unwrap(), replicas[1].public_key().await.unwrap(), "one key for both");
+}
+
+#[tokio::test]
+async fn a_note_a_sent_message_and_an_appointment_each_send_their_event_with_its_shape() {
+    let handler = Handler::start(&[200]).await;
+    let hooks = format!("{{url: '{}/hook'}}", handler.url);
+    let m = start(
+        &app(APP, "contacts.readonly, conversations/message.readonly, calendars/events.readonly", &hooks),
+        &format!("  - {{client_id: {APP}, location: {LOC_A}}}"),
+    )
+    .await;
+    let contact = create_contact(&m, "a", LOC_A, "shapes@example.com").await;
+    let post = |path: &str, body: Value| {
+        m.http.post(format!("{}{path}", m.url)).bearer_auth(m.token("a")).header("Version", VERSION).json(&body).send()
+    };
+    let (status, note) =
+        read(post(&format!("/contacts/{contact}/notes"), json!({"body": "Called", "title": "t"})).await.unwrap()).await;
+    assert_eq!(status, 201, "{note}");
+    let (status, sent) = read(
+        post("/conversations/messages", json!({"type": "SMS", "contactId": contact, "message": "Hi"})).await.unwrap(),
+    )
+    .await;
+    assert!((200..300).contains(&status), "{sent}");
+    let booking = json!({"calendarId": "testCalendar00000001", "locationId": LOC_A, "contactId": contact,
+        "startTime": "2026-01-02T10:00:00.000Z", "title": "Intro"});
+    let (status, booked) = read(post("/calendars/events/appointments", booking).await.unwrap()).await;
+    assert!((200..300).contains(&status), "{booked}");
+    flush(&m).await;
+    let sent_events = deliveries(&m, "").await;
+    let kinds: Vec<&str> = sent_events.iter().map(|d| d["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ContactCreate", "NoteCreate", "OutboundMessage", "AppointmentCreate"]);
+    let note = sent_events[1]["payload"].as_object().unwrap();
+    let keys: Vec<&str> = note.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        ["type", "locationId", "versionId", "appId", "id", "body", "contactId", "dateAdded", "timestamp", "webhookId"],
+        "notes are built from a fixed allowlist"
+    );
+    let message = &sent_events[2]["payload"];
+    assert_eq!((message["direction"].as_str(), message["body"].as_str()), (Some("outbound"), Some("Hi")));
+    assert_eq!((message["messageType"].as_str(), message["messageTypeId"].as_u64()), (Some("SMS"), Some(2)));
+    assert_eq!(message["contactId"], contact.as_str());
+    let appointment = &sent_events[3]["payload"]["appointment"];
+    assert_eq!(
+        (appointment["calendarId"].as_str(), appointment["title"].as_str()),
+        (Some("testCalendar00000001"), Some("Intro"))
+    );
+    assert_eq!(appointment["contactId"], contact.as_str());
 }
