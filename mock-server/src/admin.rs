@@ -30,8 +30,8 @@ use crate::Mock;
 use crate::{journal, report};
 use axum::extract::rejection::QueryRejection;
 
-type Shared = Arc<Mock>;
-type Answer = Result<Response, Refusal>;
+pub(crate) type Shared = Arc<Mock>;
+pub(crate) type Answer = Result<Response, Refusal>;
 
 /// An [`ApiError`] rendered with the mock's fidelity settings.
 pub struct Refusal(ApiError, Shared);
@@ -43,7 +43,7 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn refuse(mock: &Shared, status: StatusCode, message: impl Into<String>) -> Refusal {
+pub(crate) fn refuse(mock: &Shared, status: StatusCode, message: impl Into<String>) -> Refusal {
     Refusal(ApiError::Control { status, message: message.into() }, mock.clone())
 }
 
@@ -78,6 +78,7 @@ pub fn routes(mock: Shared) -> Router<Shared> {
         .route("/rules/{id}", axum::routing::delete(remove_rule))
         .route("/reset", post(reset))
         .merge(journal_routes()) // issue 8
+        .merge(crate::webhooks::control::routes()) // issue 13
         .fallback(unknown)
         .method_not_allowed_fallback(wrong_method)
         // The guard reads bodies within the mock's own limit, answering in JSON.
@@ -215,12 +216,12 @@ async fn unknown(State(mock): State<Shared>, request: Request) -> Refusal {
     )
 }
 
-fn parse<T: DeserializeOwned>(mock: &Shared, body: &Bytes) -> Result<T, Refusal> {
+pub(crate) fn parse<T: DeserializeOwned>(mock: &Shared, body: &Bytes) -> Result<T, Refusal> {
     let text = if body.is_empty() { &b"{}"[..] } else { &body[..] };
     serde_json::from_slice(text).map_err(|e| refuse(mock, StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
 }
 
-fn ok(value: Value) -> Answer {
+pub(crate) fn ok(value: Value) -> Answer {
     Ok(Json(value).into_response())
 }
 
@@ -269,7 +270,7 @@ async fn view_of(mock: &Shared, id: &str) -> Result<crate::world::IntegrationVie
 }
 
 /// The state could not be made durable.
-fn unavailable(mock: &Shared, e: crate::error::ApiError) -> Refusal {
+pub(crate) fn unavailable(mock: &Shared, e: crate::error::ApiError) -> Refusal {
     refuse(mock, e.status(), e.to_string())
 }
 
@@ -412,6 +413,7 @@ async fn set_clock(State(mock): State<Shared>, body: Bytes) -> Answer {
     if let Some(at) = req.now_ms {
         mock.clock.set_ms(at);
     }
+    mock.webhooks.wake(); // issue 13
     ok(clock_view(&mock))
 }
 
@@ -426,13 +428,17 @@ async fn advance_clock(State(mock): State<Shared>, body: Bytes) -> Answer {
     let req: Advance = parse(&mock, &body)?;
     let ms = crate::clock::parse_duration_ms(&req.by).map_err(|e| refuse(&mock, StatusCode::BAD_REQUEST, e))?;
     mock.clock.advance_ms(ms);
+    mock.webhooks.wake(); // issue 13: due retries go out at once
     ok(clock_view(&mock))
 }
 
 async fn list_apps(State(mock): State<Shared>) -> Answer {
     let w = mock.world().await.map_err(|e| unavailable(&mock, e))?;
-    let mut apps: Vec<Value> =
-        w.apps.values().map(|a| json!({"client_id": a.client_id, "name": a.name, "scopes": a.scopes})).collect();
+    let mut apps: Vec<Value> = w
+        .apps
+        .values()
+        .map(|a| json!({"client_id": a.client_id, "name": a.name, "scopes": a.scopes, "webhooks": a.webhooks}))
+        .collect();
     apps.sort_by(|a, b| a["client_id"].as_str().cmp(&b["client_id"].as_str()));
     ok(json!({"apps": apps}))
 }
@@ -446,13 +452,19 @@ struct CreateApp {
     name: String,
     #[serde(default)]
     scopes: Vec<String>,
+    /// Issue 13: `{url, events?, urls?}`.
+    #[serde(default)]
+    webhooks: Option<crate::webhooks::AppWebhooks>,
 }
 
 async fn create_app(State(mock): State<Shared>, body: Bytes) -> Answer {
     let req: CreateApp = parse(&mock, &body)?;
     scopes(&mock, &req.scopes)?;
-    let client_id =
-        req.client_id.unwrap_or_else(|| format!("{}-{}", mock.with_rng(crate::respond::generate::id), "mock"));
+    if let Some(hooks) = &req.webhooks {
+        hooks.check().map_err(|e| refuse(&mock, StatusCode::BAD_REQUEST, e))?;
+    }
+    // HighLevel's shape, `<24 hex>-<8 chars>`: webhooks carry the part before the dash as `appId`.
+    let client_id = req.client_id.unwrap_or_else(|| mock.with_rng(crate::webhooks::new_client_id));
     if mock.world().await.map_err(|e| unavailable(&mock, e))?.apps.contains_key(&client_id) {
         return Err(refuse(&mock, StatusCode::CONFLICT, format!("an app with client_id '{client_id}' exists")));
     }
@@ -461,6 +473,7 @@ async fn create_app(State(mock): State<Shared>, body: Bytes) -> Answer {
         client_secret: req.client_secret.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         name: req.name,
         scopes: req.scopes,
+        webhooks: req.webhooks,
     };
     // The secret is shown once, here; the world keeps its digest.
     mock.change_world(|w| w.apps.insert(client_id.clone(), app.clone().kept()))
@@ -684,7 +697,7 @@ struct ReportQuery {
     since: Option<i64>,
 }
 
-fn query<T>(mock: &Shared, q: Result<Query<T>, QueryRejection>) -> Result<T, Refusal> {
+pub(crate) fn query<T>(mock: &Shared, q: Result<Query<T>, QueryRejection>) -> Result<T, Refusal> {
     q.map(|Query(q)| q).map_err(|e| refuse(mock, StatusCode::BAD_REQUEST, e.body_text()))
 }
 
@@ -736,6 +749,7 @@ async fn count_journal(State(mock): State<Shared>, body: Bytes) -> Answer {
 
 async fn client_report(State(mock): State<Shared>, q: Result<Query<ReportQuery>, QueryRejection>) -> Answer {
     let q = query(&mock, q)?;
+    let (webhooks_of, webhooks_since) = (q.location.clone(), q.since);
     let filter = normalized(
         &mock,
         journal::Filter {
@@ -748,8 +762,17 @@ async fn client_report(State(mock): State<Shared>, q: Result<Query<ReportQuery>,
         },
     )?;
     let entries = mock.journal.entries(&filter).await.map_err(|e| unavailable(&mock, e.into()))?;
-    let mut built = report::build(&entries, &report::Settings::of(&mock));
+    let settings = report::Settings::of(&mock);
+    let mut built = report::build(&entries, &settings);
     built.dropped = mock.journal.stats().await.map_err(|e| unavailable(&mock, e.into()))?.dropped;
+    // Issue 13: the webhook handler's findings, over the deliveries of the same location and time.
+    let about = crate::state::deliveries::DeliveryFilter { location: webhooks_of, ..Default::default() };
+    let mut deliveries =
+        mock.webhooks.store().list(&about, usize::MAX).await.map_err(|e| unavailable(&mock, e.into()))?;
+    if let Some(since) = webhooks_since {
+        deliveries.retain(|d| d.created_ms >= since);
+    }
+    report::add_webhooks(&mut built, &deliveries, mock.webhooks.settings().slow_ms, &settings);
     let (content_type, body) = match q.format.as_deref().unwrap_or("json") {
         "json" => return ok(serde_json::to_value(&built).unwrap_or(Value::Null)),
         "text" => ("text/plain; charset=utf-8", built.text()),

@@ -43,6 +43,8 @@ pub struct Fidelity {
     pub case_insensitive_paths: bool,
     /// Sub-accounts a sandbox company may hold (HighLevel: 2) [doc]; 0: any.
     pub sandbox_max_locations: usize,
+    /// Issue 13: webhook delivery (retry policy, backoff, timeout, quirks).
+    pub webhooks: crate::webhooks::Settings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -71,6 +73,7 @@ impl Default for Fidelity {
             wrong_method: WrongMethod::NotFound,
             case_insensitive_paths: true,
             sandbox_max_locations: 2,
+            webhooks: crate::webhooks::Settings::default(),
         }
     }
 }

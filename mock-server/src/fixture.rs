@@ -23,6 +23,12 @@ pub struct Fixture {
     /// Injected 429s armed at start-up (and again on reset).
     #[serde(default)]
     pub rate_limit_injections: Vec<crate::limits::Injection>,
+    /// Issue 13: the webhook signing key.
+    #[serde(default)]
+    pub webhooks: Option<crate::webhooks::FixtureWebhooks>,
+    /// Issue 13: apps installed before the mock starts (no INSTALL is sent for them).
+    #[serde(default)]
+    pub oauth_installs: Vec<crate::webhooks::FixtureInstall>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -255,9 +261,22 @@ pub fn build(
         if let Some(known) = known_scopes {
             check_scopes(&app.scopes, known).map_err(err)?;
         }
+        if let Some(hooks) = &app.webhooks {
+            hooks.check().map_err(|m| err(WorldError::Invalid(format!("oauth app {}: {m}", app.client_id))))?;
+        }
         world.apps.insert(app.client_id.clone(), app.clone().kept());
     }
+    crate::webhooks::fixture_installs(&mut world, &fixture.oauth_installs, 0)
+        .map_err(|m| err(WorldError::Invalid(m)))?;
     Ok((world, issued))
+}
+
+/// Issue 13: the fixture's webhook signing key (a 32-byte seed), if it gives one.
+pub fn webhook_seed(file: &str, fixture: &Fixture) -> Result<Option<Vec<u8>>, FixtureError> {
+    let Some(text) = fixture.webhooks.as_ref().and_then(|w| w.signing_key.as_deref()) else { return Ok(None) };
+    crate::webhooks::sign::seed_from_text(text)
+        .map(Some)
+        .map_err(|message| FixtureError::Parse { file: file.into(), message })
 }
 
 /// Locations that accept two contacts with one email or phone.
@@ -278,4 +297,33 @@ pub fn check_scopes(scopes: &[String], known: &BTreeSet<String>) -> Result<BTree
         return Err(WorldError::UnknownScope { scope: unknown.clone(), hint });
     }
     Ok(scopes.iter().cloned().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A typo anywhere in a fixture is refused with the field named, never ignored.
+    #[test]
+    fn a_misspelt_field_anywhere_in_a_fixture_is_refused_by_name() {
+        let cases = [
+            ("oauth_apps: [{client_id: a-b, client_secret: s, scope: [contacts.readonly]}]", "scope"),
+            (
+                "companies: [{id: c, locations: [{id: l, rate_limits: {burst: 1, window_ms: 1, daily: 1, dayly: 2}}]}]",
+                "dayly",
+            ),
+            ("rate_limit_injections: [{target: {resource: l}, count: 1, cuont: 2}]", "cuont"),
+            ("companies: [{id: c, locaitons: []}]", "locaitons"),
+            ("private_integrations: [{name: n, owner: {location: l}, scope: []}]", "scope"),
+        ];
+        for (text, field) in cases {
+            match parse("typo.yaml", text) {
+                Err(FixtureError::Parse { message, .. }) => {
+                    assert!(message.contains(&format!("unknown field `{field}`")), "{text}: {message}")
+                }
+                other => panic!("{text}: a typo was accepted: {other:?}"),
+            }
+        }
+        assert!(parse("fine.yaml", "oauth_apps: [{client_id: a-b, client_secret: s, scopes: []}]").is_ok());
+    }
 }

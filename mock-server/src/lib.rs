@@ -34,6 +34,7 @@ pub mod spec;
 pub mod state;
 pub mod suggest;
 pub mod validate;
+pub mod webhooks; // issue 13: signed events to installed apps
 pub mod world;
 
 use std::collections::BTreeSet;
@@ -76,6 +77,8 @@ pub struct Mock {
     pub scenarios: Arc<dyn state::Scenarios>,
     /// Issue 8: the newest API requests, for `/__admin/journal` and the report.
     pub journal: Arc<dyn state::Journals>,
+    /// Issue 13: the webhook outbox, key and sender.
+    pub webhooks: webhooks::Webhooks,
 }
 
 /// Why a mock could not start.
@@ -151,6 +154,13 @@ impl Mock {
         }
         let journal = Arc::new(journal::Journal::new(config.journal_capacity)); // issue 8
         let duplicates_allowed = fixture::duplicates_allowed(&fixture.1);
+        let webhook_seed = fixture::webhook_seed(&fixture.0, &fixture.1)?;
+        let webhooks = webhooks::Webhooks::new(
+            config.fidelity.webhooks.clone(),
+            clock.clone(),
+            Arc::new(state::deliveries::MemoryDeliveries::new(config.fidelity.webhooks.queue_capacity)),
+            webhook_seed,
+        );
         let mock = Arc::new(Self {
             spec: Arc::new(spec),
             config,
@@ -168,6 +178,7 @@ impl Mock {
             counters: Arc::new(limiter),
             scenarios: Arc::new(respond::control::Rules::default()),
             journal,
+            webhooks,
         });
         if restored {
             for resource in &mock.spec.resources.resources {
@@ -330,6 +341,7 @@ pub async fn serve(
 
     let limits = mock.config.limits.clone();
     let compactor = mock.config.state_file.is_some().then(|| tokio::spawn(compact_now_and_then(mock.clone())));
+    mock.webhooks.start(); // issue 13: the sender runs beside the server
     let router = app(mock.clone());
     let connections = conns::Connections::new(limits.max_connections);
     let stopping = Arc::new(tokio::sync::Notify::new());

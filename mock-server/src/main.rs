@@ -92,6 +92,11 @@ enum Command {
         #[command(subcommand)]
         command: remote::RulesCmd,
     },
+    /// Webhook deliveries of a running mock: list, show, resend, flush, the public key.
+    Webhooks {
+        #[command(subcommand)]
+        command: remote::WebhooksCmd,
+    },
     /// Rate limits of a running mock: read the counters, inject 429s, use up a quota.
     Limits {
         #[command(subcommand)]
@@ -188,6 +193,7 @@ fn main() -> ExitCode {
         Command::Pit { command } => remote::run(remote, remote::Call::Pit(command)),
         Command::Clock { command } => remote::run(remote, remote::Call::Clock(command)),
         Command::Oauth { command } => remote::run(remote, remote::Call::OAuth(command)),
+        Command::Webhooks { command } => remote::run(remote, remote::Call::Webhooks(command)),
         Command::Rules { command } => remote::run(remote, remote::Call::Rules(command)),
         Command::Limits { command } => remote::run(remote, remote::Call::Limits(command)),
         Command::Reset => remote::run(remote, remote::Call::Reset),
@@ -340,6 +346,13 @@ fn serve(args: ServeArgs, admin_token: Option<String>) -> ExitCode {
             // Printed once, to stdout, so a newcomer can curl at once; never logged.
             say!("  private integration \"{}\" ({owner}): {}", t.name, t.token);
         }
+        // Issue 13: what a webhook handler needs to verify the mock's signatures.
+        match mock.webhooks.public_key().await {
+            Ok((_, raw)) => say!(
+                "  webhooks: signed with Ed25519; set WEBHOOK_SIGNATURE_PUBLIC_KEY={raw} (PEM: GET /__admin/webhooks/public-key)"
+            ),
+            Err(e) => eprintln!("ghl-mock: warning: no webhook signing key: {e}"),
+        }
         // Always the banner's last line: scripts may wait for it.
         say!("  control plane: http://{local}/__admin/ (see README)");
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ready");
@@ -453,7 +466,19 @@ mod tests {
         without_help(&cli, "ghl-mock", &mut missing);
         assert!(missing.is_empty(), "arguments without help text:\n{}", missing.join("\n"));
         let verbs: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
-        for verb in ["serve", "check-specs", "pit", "clock", "oauth", "rules", "limits", "reset", "journal", "report"] {
+        for verb in [
+            "serve",
+            "check-specs",
+            "pit",
+            "clock",
+            "oauth",
+            "rules",
+            "limits",
+            "webhooks",
+            "reset",
+            "journal",
+            "report",
+        ] {
             assert!(verbs.contains(&verb), "no `{verb}` verb: {verbs:?}");
         }
     }

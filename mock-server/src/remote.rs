@@ -120,6 +120,95 @@ pub enum OAuthCmd {
         #[arg(long, value_delimiter = ',')]
         scopes: Option<Vec<String>>,
     },
+    /// Install an app on a location or company: sends INSTALL, prints the install and a code.
+    Install {
+        /// The OAuth app's client id.
+        #[arg(long)]
+        client_id: String,
+        /// Install on this location; or --company.
+        #[arg(long, conflicts_with = "company", required_unless_present = "company")]
+        location: Option<String>,
+        /// Install on this company (agency); or --location.
+        #[arg(long)]
+        company: Option<String>,
+        /// With --company: also install on these locations (a bulk install; one INSTALL each).
+        #[arg(long, value_delimiter = ',')]
+        locations: Vec<String>,
+        /// Scopes granted, comma-separated (default: all of the app's).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<String>>,
+    },
+    /// List the installs.
+    Installs,
+    /// Uninstall (sends UNINSTALL).
+    Uninstall {
+        /// The install's id (`ghl-mock oauth installs` shows them).
+        id: String,
+    },
+}
+
+/// Issue 13: `ghl-mock webhooks …`.
+#[derive(Subcommand)]
+pub enum WebhooksCmd {
+    /// The deliveries journal: event, URL, state and every attempt with status, latency and error.
+    List {
+        /// Only this event type (ContactCreate, INSTALL, …).
+        #[arg(long)]
+        event: Option<String>,
+        /// pending, delivered, failed or abandoned.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only deliveries of this OAuth app.
+        #[arg(long)]
+        client_id: Option<String>,
+        /// Only events of this location.
+        #[arg(long)]
+        location: Option<String>,
+        /// The newest N deliveries.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// One delivery, by its webhookId.
+    Show {
+        /// The delivery's webhookId (as its payload carries it).
+        webhook_id: String,
+    },
+    /// Send a delivery again now (the Logs Dashboard's "Resend").
+    Resend {
+        /// The delivery's webhookId.
+        webhook_id: String,
+    },
+    /// Send every delivery that is due now and wait for the answers.
+    Flush,
+    /// The public key to set as WEBHOOK_SIGNATURE_PUBLIC_KEY.
+    PublicKey,
+    /// Forget every delivery not in flight.
+    Clear,
+}
+
+impl WebhooksCmd {
+    fn request(self) -> (reqwest::Method, String, Option<Value>) {
+        use reqwest::Method;
+        match self {
+            WebhooksCmd::List { event, state, client_id, location, limit } => {
+                let query = query_string(&[
+                    ("event", event),
+                    ("state", state),
+                    ("client_id", client_id),
+                    ("location", location),
+                    ("limit", limit.map(|l| l.to_string())),
+                ]);
+                (Method::GET, format!("/webhooks/deliveries{query}"), None)
+            }
+            WebhooksCmd::Show { webhook_id } => (Method::GET, format!("/webhooks/deliveries/{webhook_id}"), None),
+            WebhooksCmd::Resend { webhook_id } => {
+                (Method::POST, format!("/webhooks/deliveries/{webhook_id}/resend"), None)
+            }
+            WebhooksCmd::Flush => (Method::POST, "/webhooks/flush".into(), None),
+            WebhooksCmd::PublicKey => (Method::GET, "/webhooks/public-key".into(), None),
+            WebhooksCmd::Clear => (Method::DELETE, "/webhooks/deliveries".into(), None),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -359,6 +448,24 @@ impl OAuthCmd {
                 }
                 (reqwest::Method::POST, "/oauth/codes".into(), Some(body))
             }
+            OAuthCmd::Install { client_id, location, company, locations, scopes } => {
+                let mut body = json!({"client_id": client_id});
+                if let Some(l) = location {
+                    body["location"] = l.into();
+                }
+                if let Some(c) = company {
+                    body["company"] = c.into();
+                }
+                if !locations.is_empty() {
+                    body["locations"] = locations.into();
+                }
+                if let Some(s) = scopes {
+                    body["scopes"] = s.into();
+                }
+                (reqwest::Method::POST, "/oauth/installs".into(), Some(body))
+            }
+            OAuthCmd::Installs => (reqwest::Method::GET, "/oauth/installs".into(), None),
+            OAuthCmd::Uninstall { id } => (reqwest::Method::DELETE, format!("/oauth/installs/{id}"), None),
         }
     }
 }
@@ -369,6 +476,7 @@ pub enum Call {
     OAuth(OAuthCmd),
     Rules(RulesCmd),
     Limits(LimitsCmd),
+    Webhooks(WebhooksCmd),
     Reset,
 }
 
@@ -386,6 +494,7 @@ pub fn run(remote: Remote, call: Call) -> ExitCode {
             }
         },
         Call::Limits(l) => l.request(),
+        Call::Webhooks(w) => w.request(),
         Call::Reset => (reqwest::Method::POST, "/reset".into(), None),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -492,7 +601,8 @@ pub struct ReportArgs {
     format: ReportFormat,
     /// Finding kinds that make the command exit 1: a comma list of ids
     /// (sent_during_backoff, retried_too_soon, used_dead_token, version_header,
-    /// ignored_daily_quota, sandbox_burst, duplicate_risk, repeated_scope_refusal) or `all`.
+    /// ignored_daily_quota, sandbox_burst, duplicate_risk, repeated_scope_refusal, webhook_non_2xx,
+    /// webhook_slow, webhook_abandoned) or `all`.
     #[arg(long, value_name = "LIST", default_value = "")]
     fail_on: String,
     /// Judge only the requests of this token (fingerprint or token, as for `journal`).

@@ -33,10 +33,32 @@ pub enum Kind {
     SandboxBurst,
     DuplicateRisk,
     RepeatedScopeRefusal,
+    /// Issue 13: the webhook handler answered a delivery with a non-2xx.
+    #[serde(rename = "webhook_non_2xx")]
+    WebhookNon2xx,
+    /// Issue 13: the webhook handler took longer than `webhooks.slow_ms`, or did not answer in time.
+    WebhookSlow,
+    /// Issue 13: a webhook was given up after its last retry.
+    WebhookAbandoned,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 11] = [
+        Kind::SentDuringBackoff,
+        Kind::RetriedTooSoon,
+        Kind::UsedDeadToken,
+        Kind::VersionHeader,
+        Kind::IgnoredDailyQuota,
+        Kind::SandboxBurst,
+        Kind::DuplicateRisk,
+        Kind::RepeatedScopeRefusal,
+        Kind::WebhookNon2xx,
+        Kind::WebhookSlow,
+        Kind::WebhookAbandoned,
+    ];
+
+    /// The kinds read from the request journal.
+    pub const JOURNAL: [Kind; 8] = [
         Kind::SentDuringBackoff,
         Kind::RetriedTooSoon,
         Kind::UsedDeadToken,
@@ -46,6 +68,9 @@ impl Kind {
         Kind::DuplicateRisk,
         Kind::RepeatedScopeRefusal,
     ];
+
+    /// Issue 13: the kinds read from the webhook deliveries.
+    pub const WEBHOOKS: [Kind; 3] = [Kind::WebhookNon2xx, Kind::WebhookSlow, Kind::WebhookAbandoned];
 
     pub fn id(self) -> &'static str {
         match self {
@@ -57,6 +82,9 @@ impl Kind {
             Kind::SandboxBurst => "sandbox_burst",
             Kind::DuplicateRisk => "duplicate_risk",
             Kind::RepeatedScopeRefusal => "repeated_scope_refusal",
+            Kind::WebhookNon2xx => "webhook_non_2xx",
+            Kind::WebhookSlow => "webhook_slow",
+            Kind::WebhookAbandoned => "webhook_abandoned",
         }
     }
 
@@ -70,6 +98,9 @@ impl Kind {
             Kind::SandboxBurst => "would exceed a sandbox's burst limit (25 requests / 10 s per location)",
             Kind::DuplicateRisk => "retried a POST/PATCH after a 5xx or a broken answer: possible duplicates",
             Kind::RepeatedScopeRefusal => "called an operation again after its scope was refused",
+            Kind::WebhookNon2xx => "the webhook handler answered a delivery with a non-2xx status",
+            Kind::WebhookSlow => "the webhook handler was slow to answer",
+            Kind::WebhookAbandoned => "webhooks were given up after the last retry",
         }
     }
 
@@ -92,6 +123,15 @@ impl Kind {
             }
             Kind::RepeatedScopeRefusal => {
                 "A scope refusal does not pass by retrying: add the scope to the integration or stop calling the operation."
+            }
+            Kind::WebhookNon2xx => {
+                "Answer 200 as soon as the webhook is received and verified, and do the work afterwards; HighLevel retries anything else."
+            }
+            Kind::WebhookSlow => {
+                "Answer the webhook first and process it asynchronously: a slow handler meets HighLevel's timeout and gets retries."
+            }
+            Kind::WebhookAbandoned => {
+                "The handler never answered 2xx for these: HighLevel drops them after 12 retries, and your app missed the events."
             }
         }
     }
@@ -575,6 +615,14 @@ fn summary(kind: Kind, evidence: &[Evidence]) -> String {
         Kind::RepeatedScopeRefusal => {
             format!("{} of operations already refused for their scope", plural(n, "repeated call", "repeated calls"))
         }
+        Kind::WebhookNon2xx => {
+            format!("{} answered with a non-2xx status", plural(n, "webhook attempt", "webhook attempts"))
+        }
+        Kind::WebhookSlow => format!(
+            "{} slower than the threshold or unanswered in time",
+            plural(n, "webhook attempt", "webhook attempts")
+        ),
+        Kind::WebhookAbandoned => format!("{} given up after the last retry", plural(n, "webhook", "webhooks")),
     }
 }
 
@@ -592,6 +640,7 @@ pub fn build(entries: &[Entry], settings: &Settings) -> Report {
         (Kind::DuplicateRisk, Box::new(DuplicateRisk { window_ms: settings.retry_window_ms, failed: HashMap::new() })),
         (Kind::RepeatedScopeRefusal, Box::new(RepeatedScopeRefusal::default())),
     ];
+    debug_assert_eq!(checks.len(), Kind::JOURNAL.len());
     let mut found: Vec<Vec<Evidence>> = vec![Vec::new(); checks.len()];
     for e in &order {
         for ((_, check), out) in checks.iter_mut().zip(found.iter_mut()) {
@@ -627,6 +676,72 @@ pub fn build(entries: &[Entry], settings: &Settings) -> Report {
         findings,
         passed,
     }
+}
+
+/// Issue 13: adds the webhook kinds, judged over the deliveries of the
+/// outbox: attempts answered non-2xx, attempts slower than `slow_ms` (or
+/// unanswered before the timeout), and deliveries abandoned. For these
+/// kinds an evidence's `request` is the attempt's number, not a journal index.
+pub fn add_webhooks(
+    report: &mut Report,
+    deliveries: &[crate::state::deliveries::Delivery],
+    slow_ms: u64,
+    settings: &Settings,
+) {
+    use crate::state::deliveries::DeliveryState;
+    let mut found: [Vec<Evidence>; 3] = Default::default();
+    for d in deliveries {
+        let what = format!("{} {} to {}", d.event, d.webhook_id, d.url);
+        for a in &d.attempts {
+            let evidence = |detail: String| Evidence {
+                request: u64::from(a.attempt),
+                at_ms: a.at_ms,
+                after: None,
+                delay_ms: Some(ms(a.latency_ms)),
+                detail,
+            };
+            if let Some(status) = a.status.filter(|s| !(200..300).contains(s)) {
+                found[0].push(evidence(format!("{what}: attempt {} answered {status}", a.attempt)));
+            }
+            let timed_out = a.error.as_deref().is_some_and(|e| e.starts_with("no answer within"));
+            if a.latency_ms >= slow_ms || timed_out {
+                let how = a.error.clone().unwrap_or_else(|| format!("answered after {} ms", a.latency_ms));
+                found[1].push(evidence(format!("{what}: attempt {} {how} (threshold {slow_ms} ms)", a.attempt)));
+            }
+        }
+        if d.state == DeliveryState::Abandoned {
+            let last = d.attempts.last();
+            found[2].push(Evidence {
+                request: last.map_or(0, |a| u64::from(a.attempt)),
+                at_ms: last.map_or(d.created_ms, |a| a.at_ms),
+                after: None,
+                delay_ms: None,
+                detail: format!("{what}: abandoned after {} attempts without a 2xx", d.attempts.len()),
+            });
+        }
+    }
+    for (kind, mut evidence) in Kind::WEBHOOKS.into_iter().zip(found) {
+        report.findings.retain(|f| f.kind != kind);
+        report.passed.retain(|k| *k != kind);
+        if evidence.is_empty() {
+            report.passed.push(kind);
+            continue;
+        }
+        let summary = summary(kind, &evidence);
+        let count = evidence.len();
+        evidence.truncate(settings.evidence_limit);
+        report.findings.push(Finding {
+            kind,
+            title: kind.title().to_string(),
+            count,
+            summary,
+            advice: kind.advice().to_string(),
+            evidence,
+        });
+    }
+    let rank = |k: &Kind| Kind::ALL.iter().position(|x| x == k);
+    report.findings.sort_by_key(|f| rank(&f.kind));
+    report.passed.sort_by_key(rank);
 }
 
 impl Report {
@@ -1008,7 +1123,7 @@ mod tests {
     #[test]
     fn every_kind_has_a_case_both_ways() {
         let covered: HashSet<Kind> = cases().into_iter().map(|(k, ..)| k).collect();
-        assert_eq!(covered.len(), Kind::ALL.len());
+        assert_eq!(covered.len(), Kind::JOURNAL.len());
     }
 
     #[test]
@@ -1021,7 +1136,7 @@ mod tests {
         script.push(get(21_500).refused(401, Refused::Scope).op(5));
         let report = run(&script);
         assert!(report.findings.is_empty(), "{}", report.text());
-        assert_eq!(report.passed, Kind::ALL.to_vec());
+        assert_eq!(report.passed, Kind::JOURNAL.to_vec());
     }
 
     #[test]
@@ -1076,6 +1191,43 @@ mod tests {
         let during = report.finding(Kind::SentDuringBackoff).map(|f| f.evidence.iter().map(|e| e.request).collect());
         assert_eq!(during, Some(vec![3]), "only the POST at the same instant as the 429:\n{}", report.text());
         assert!(report.finding(Kind::DuplicateRisk).is_none(), "an age apart is not a retry");
+    }
+
+    #[test]
+    fn a_webhook_handler_that_failed_slowly_until_abandoned_shows_all_three_webhook_kinds() {
+        use crate::state::deliveries::{Attempt, Delivery, DeliveryState};
+        let attempt = |n: u32, status: Option<u16>, latency_ms: u64| Attempt {
+            attempt: n,
+            at_ms: i64::from(n) * 1_000,
+            status,
+            latency_ms,
+            error: status.is_none().then(|| "no answer within 10000 ms".to_string()),
+            manual: false,
+        };
+        let delivery = |state, attempts| Delivery {
+            webhook_id: "w1".into(),
+            event: "ContactCreate".into(),
+            client_id: "app".into(),
+            location: Some(LOC.into()),
+            url: "http://127.0.0.1:9/hook".into(),
+            body: std::sync::Arc::from("{}"),
+            created_ms: 0,
+            state,
+            next_attempt_at_ms: None,
+            attempts,
+            in_flight: false,
+        };
+        let bad = delivery(DeliveryState::Abandoned, vec![attempt(1, Some(500), 3), attempt(2, None, 10_000)]);
+        let mut report = run(&[get(0)]);
+        add_webhooks(&mut report, &[bad], 5_000, &Settings::default());
+        let kinds: Vec<Kind> = report.findings.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, Kind::WEBHOOKS.to_vec(), "{}", report.text());
+        assert_eq!(report.finding(Kind::WebhookNon2xx).unwrap().evidence[0].request, 1);
+        let good = delivery(DeliveryState::Delivered, vec![attempt(1, Some(200), 3)]);
+        let mut report = run(&[get(0)]);
+        add_webhooks(&mut report, &[good], 5_000, &Settings::default());
+        assert!(report.findings.is_empty(), "{}", report.text());
+        assert_eq!(report.passed, Kind::ALL.to_vec());
     }
 
     #[test]

@@ -103,6 +103,7 @@ impl PrivateIntegration {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OAuthApp {
     pub client_id: String,
     /// As given in a fixture; the world keeps only its digest
@@ -113,6 +114,9 @@ pub struct OAuthApp {
     /// Scopes the app may be granted.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Issue 13: the app's webhook settings (default URL, events, per-event URLs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<crate::webhooks::AppWebhooks>,
 }
 
 const DIGEST: &str = "sha256:";
@@ -179,6 +183,9 @@ pub struct World {
     pub apps: HashMap<String, OAuthApp>,
     /// Custom rate limits of a location or company (by id).
     pub rate_limits: HashMap<String, crate::limits::Profile>,
+    /// Issue 13: OAuth apps installed on a location or company, by install id.
+    #[serde(default)]
+    pub installs: std::collections::BTreeMap<String, crate::webhooks::Install>,
 }
 
 impl World {

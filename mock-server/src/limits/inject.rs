@@ -7,6 +7,7 @@ use super::RateKey;
 
 /// The next `count` requests matching `target` are refused with 429.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Injection {
     pub target: Target,
     pub count: u32,

@@ -37,6 +37,7 @@ pub use inject::{path_matches, ActiveInjection, Injection, Target};
 
 /// Burst and daily limits of one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Profile {
     /// Requests admitted per window.
     pub burst: u32,

@@ -554,6 +554,11 @@ pub async fn upsert_contact(call: &Call<'_>) -> Answer {
         .upsert(new, &keys, &change, indexing(call, &location))
         .await
         .map_err(|e| record_error(call.mock, Family::Contacts, "Contact", e))?;
+    let changed = match &before {
+        Some(b) => crate::webhooks::Change::Updated { before: b.fields(), after: after.fields() },
+        None => crate::webhooks::Change::Created(after.fields()),
+    };
+    crate::webhooks::record_changed(call, &after.location, changed).await;
     let mut answer = single(call, after.fields());
     if let Value::Object(map) = &mut answer {
         map.insert("new".into(), json!(before.is_none()));
@@ -596,12 +601,14 @@ pub async fn tags(call: &Call<'_>, add: bool) -> Answer {
         c.insert("tags".into(), json!(next));
         Ok(())
     };
-    let (_, after) = call
+    let (before, after) = call
         .mock
         .records
         .update(&call.resource.kind, &found.id, &change, indexing(call, &found.location))
         .await
         .map_err(|e| record_error(call.mock, Family::Contacts, "Contact", e))?;
+    let tagged = crate::webhooks::Change::Tagged { before: before.fields(), after: after.fields() };
+    crate::webhooks::record_changed(call, &after.location, tagged).await;
     let mut answer = match &*call.binding.frame {
         Value::Object(m) => Value::Object(m.clone()),
         _ => json!({}),

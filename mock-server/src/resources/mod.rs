@@ -305,6 +305,7 @@ async fn create(call: &Call<'_>) -> Result<(StatusCode, Reply), ApiError> {
     hooks::before_create(call, &location, &mut record).await?;
     let stored = insert(call, &location, now, record).await?;
     hooks::after_create(call, &stored).await?;
+    crate::webhooks::record_changed(call, &stored.location, crate::webhooks::Change::Created(stored.fields())).await;
     let answer = match hooks::created_answer(call, &stored) {
         Some(answer) => Reply::Value(answer),
         None => reply_single(call, &stored),
@@ -356,12 +357,14 @@ async fn update(call: &Call<'_>) -> Result<(StatusCode, Reply), ApiError> {
         set_times(record, resource, now, false);
         hooks::on_change(family, &prepared, record, now)
     };
-    let (_, after) = call
+    let (before, after) = call
         .mock
         .records
         .update(&resource.kind, &found.id, &change, hooks::indexing(call, &found.location))
         .await
         .map_err(|e| call.error(e))?;
+    let changed = crate::webhooks::Change::Updated { before: before.fields(), after: after.fields() };
+    crate::webhooks::record_changed(call, &after.location, changed).await;
     Ok((call.status(), reply_single(call, &after)))
 }
 
@@ -369,6 +372,7 @@ async fn delete(call: &Call<'_>) -> Answer {
     let found = fetch(call).await?;
     let removed = call.mock.records.remove(&call.resource.kind, &found.id).await.map_err(|e| call.error(e))?;
     hooks::after_delete(call, &removed).await?;
+    crate::webhooks::record_changed(call, &removed.location, crate::webhooks::Change::Deleted(removed.fields())).await;
     Ok((call.status(), framed(call, None, &[])))
 }
 

@@ -23,6 +23,7 @@
 //! made durable by [`log`] under `--state FILE`), and the limiter, rules,
 //! journal ring and grants maps behind the other traits.
 
+pub mod deliveries; // issue 13: the webhook outbox
 pub mod log;
 pub mod memory;
 mod split;

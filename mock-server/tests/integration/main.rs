@@ -18,3 +18,4 @@ mod secrets;
 mod support;
 mod validation;
 mod walk;
+mod webhooks;
