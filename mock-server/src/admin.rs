@@ -302,6 +302,7 @@ async fn create(State(mock): State<Shared>, body: Bytes) -> Answer {
         .map_err(|e| world_refusal(&mock, e))?;
     let view = view_of(&mock, &id).await?;
     tracing::info!(integration = %id, token = %view.token_fingerprint, "private integration created");
+    mock.tokens_changed(&[(&id, &req.name, &token)]);
     Ok((StatusCode::CREATED, Json(json!({"integration": view, "token": token}))).into_response())
 }
 
@@ -359,6 +360,7 @@ async fn rotate(State(mock): State<Shared>, Path(id): Path<String>, body: Bytes)
         .map_err(|e| world_refusal(&mock, e))?;
     let view = view_of(&mock, &id).await?;
     tracing::info!(integration = %id, token = %view.token_fingerprint, grace, "private integration rotated");
+    mock.tokens_changed(&[(&id, &view.name, &token)]);
     ok(json!({"integration": view, "token": token}))
 }
 
@@ -367,6 +369,7 @@ async fn cancel_rotation(State(mock): State<Shared>, Path(id): Path<String>) -> 
         .await
         .map_err(|e| unavailable(&mock, e))?
         .map_err(|e| world_refusal(&mock, e))?;
+    mock.tokens_changed(&[]);
     show(State(mock), Path(id)).await
 }
 
@@ -384,6 +387,7 @@ async fn delete(State(mock): State<Shared>, Path(id): Path<String>) -> Answer {
         .map_err(|e| unavailable(&mock, e))?
         .map_err(|e| world_refusal(&mock, e))?;
     tracing::info!(integration = %id, "private integration deleted");
+    mock.tokens_changed(&[]);
     ok(json!({"deleted": id}))
 }
 

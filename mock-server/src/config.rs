@@ -136,6 +136,8 @@ pub struct Config {
     pub admin_remote: bool,
     /// Save the world and resources here, and start from it when it exists.
     pub state_file: Option<std::path::PathBuf>,
+    /// `--tokens-file PATH`: where the current tokens are written for CI.
+    pub tokens_file: Option<std::path::PathBuf>,
     /// Count requests and send `X-RateLimit-*` (off: no limiter at all, for
     /// measuring what it costs).
     pub rate_limits: bool,
@@ -153,6 +155,7 @@ impl Default for Config {
             admin_token: None,
             admin_remote: false,
             state_file: None,
+            tokens_file: None,
             rate_limits: true,
             journal_capacity: 10_000,
         }

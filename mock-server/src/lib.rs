@@ -33,6 +33,7 @@ pub mod respond;
 pub mod spec;
 pub mod state;
 pub mod suggest;
+pub mod tokens_file;
 pub mod validate;
 pub mod webhooks; // issue 13: signed events to installed apps
 pub mod world;
@@ -79,6 +80,8 @@ pub struct Mock {
     pub journal: Arc<dyn state::Journals>,
     /// Issue 13: the webhook outbox, key and sender.
     pub webhooks: webhooks::Webhooks,
+    /// `--tokens-file PATH`: the current tokens, for a CI job to source.
+    tokens_file: Option<tokens_file::TokensFile>,
 }
 
 /// Why a mock could not start.
@@ -161,6 +164,13 @@ impl Mock {
             Arc::new(state::deliveries::MemoryDeliveries::new(config.fidelity.webhooks.queue_capacity)),
             webhook_seed,
         );
+        let tokens_file = match &config.tokens_file {
+            Some(path) => Some(
+                tokens_file::TokensFile::open(path)
+                    .map_err(|e| StartError::State(format!("tokens file {}: {e}", path.display())))?,
+            ),
+            None => None,
+        };
         let mock = Arc::new(Self {
             spec: Arc::new(spec),
             config,
@@ -179,6 +189,7 @@ impl Mock {
             scenarios: Arc::new(respond::control::Rules::default()),
             journal,
             webhooks,
+            tokens_file,
         });
         if restored {
             for resource in &mock.spec.resources.resources {
@@ -196,6 +207,12 @@ impl Mock {
                 Arc::new(state::log::create_blocking(path, entries).map_err(|e| StartError::State(e.to_string()))?);
             mock.memory.set_durable(Arc::new(persist::LogSink(log.clone())));
             let _ = mock.log.set(log);
+        }
+        if let Some(file) = &mock.tokens_file {
+            for t in &tokens {
+                file.issued(&t.integration_id, &t.name, &t.token);
+            }
+            file.write(&mock.memory.world_now()).map_err(|e| StartError::State(format!("tokens file: {e}")))?;
         }
         Ok(Started { mock, tokens })
     }
@@ -265,7 +282,27 @@ impl Mock {
         for rule in self.fixture.1.rate_limit_injections.clone() {
             self.inject(rule).await?;
         }
+        if let Some(file) = &self.tokens_file {
+            file.clear();
+        }
+        let issued: Vec<(&str, &str, &str)> =
+            tokens.iter().map(|t| (t.integration_id.as_str(), t.name.as_str(), t.token.as_str())).collect();
+        self.tokens_changed(&issued);
         Ok(tokens)
+    }
+
+    /// Tells `--tokens-file` of tokens issued (integration id, name, token) and
+    /// rewrites it for the world as it stands (a withdrawn or deleted token
+    /// leaves it). A file that cannot be written is logged, not an error of
+    /// the call that changed the tokens.
+    pub fn tokens_changed(&self, issued: &[(&str, &str, &str)]) {
+        let Some(file) = &self.tokens_file else { return };
+        for (id, name, token) in issued {
+            file.issued(id, name, token);
+        }
+        if let Err(e) = file.write(&self.memory.world_now()) {
+            tracing::error!("cannot write the tokens file: {e}");
+        }
     }
 
     /// Arms an injected 429 rule; a token given whole is kept only as its

@@ -146,6 +146,11 @@ struct ServeArgs {
     /// and at shutdown, restored at start (default: in memory only).
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
+    /// Write the current token of every private integration to FILE (mode
+    /// 0600, `GHL_PIT_<NAME>=token` lines to `source`), at start, after a
+    /// reset and whenever a token is created, rotated or deleted.
+    #[arg(long, value_name = "FILE")]
+    tokens_file: Option<PathBuf>,
     /// Fidelity profile (JSON or YAML): the settings where HighLevel's real
     /// behaviour is a guess or has a lenient variant; unnamed ones keep
     /// their defaults. See README "Fidelity".
@@ -294,6 +299,7 @@ fn serve(args: ServeArgs, admin_token: Option<String>) -> ExitCode {
         admin_token: admin_token.clone(),
         admin_remote: args.admin_remote,
         state_file: args.state.clone(),
+        tokens_file: args.tokens_file.clone(),
         journal_capacity: args.journal_capacity,
     };
     if config.admin_token.as_deref().is_some_and(|t| t.trim().is_empty()) {
@@ -345,6 +351,9 @@ fn serve(args: ServeArgs, admin_token: Option<String>) -> ExitCode {
             };
             // Printed once, to stdout, so a newcomer can curl at once; never logged.
             say!("  private integration \"{}\" ({owner}): {}", t.name, t.token);
+        }
+        if let Some(path) = &args.tokens_file {
+            say!("  tokens: the current token of each private integration is in {}", path.display());
         }
         // Issue 13: what a webhook handler needs to verify the mock's signatures.
         match mock.webhooks.public_key().await {

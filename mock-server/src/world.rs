@@ -384,6 +384,13 @@ impl World {
     }
 
     /// The holder of a PIT, if the token works at `now_ms`.
+    /// The integration whose current token `token` is (not a rotated-out one).
+    pub fn current_token_of(&self, token: &str) -> Option<String> {
+        let hash = secret::hash(token);
+        let id = self.pit_index.get(&hash)?;
+        self.integrations.get(id).filter(|pi| pi.current.hash == hash).map(|pi| pi.id.clone())
+    }
+
     pub fn pit(&self, token: &str, now_ms: i64) -> Option<PitHolder> {
         let hash = secret::hash(token);
         let id = self.pit_index.get(&hash)?;

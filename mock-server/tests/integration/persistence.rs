@@ -201,3 +201,66 @@ async fn every_acknowledged_create_survives_sigkill_at_random_moments() {
     server.terminate();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `NAME=token` lines of a tokens file.
+fn tokens_in(path: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    let text = std::fs::read_to_string(path).expect("the tokens file is there");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_tokens_file_holds_each_current_token_for_the_owner_only_through_rotation_reset_and_restart() {
+    let dir = scratch_dir("tokens-file");
+    let (state, tokens) = (dir.join("state.json"), dir.join("tokens.env"));
+    let args = ["--state".as_ref(), state.as_os_str(), "--tokens-file".as_ref(), tokens.as_os_str()];
+    let server = start_binary(&args);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&tokens).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "readable by its owner only");
+    }
+    let first = tokens_in(&tokens);
+    assert_eq!(first.len(), 1, "the default fixture's one PIT: {first:?}");
+    let (name, default_token) = first.iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap();
+    assert!(name.starts_with("GHL_PIT_") && server.first_lines.concat().contains(&default_token), "{name}");
+
+    let (status, created) = admin(
+        &server,
+        Method::POST,
+        "/integrations",
+        Some(json!({"name": "CI job", "owner": {"location": "ghlMockLocationA0001"}, "scopes": ["contacts.readonly"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let (id, token) = (created["integration"]["id"].as_str().unwrap(), created["token"].as_str().unwrap());
+    assert_eq!(tokens_in(&tokens).get("GHL_PIT_CI_JOB").map(String::as_str), Some(token));
+
+    let (_, rotated) = admin(&server, Method::POST, &format!("/integrations/{id}/rotate"), Some(json!({}))).await;
+    let new_token = rotated["token"].as_str().unwrap();
+    assert_eq!(tokens_in(&tokens).get("GHL_PIT_CI_JOB").map(String::as_str), Some(new_token), "the rotated token");
+    admin(&server, Method::POST, &format!("/integrations/{id}/cancel-rotation"), None).await;
+    assert_eq!(tokens_in(&tokens).get("GHL_PIT_CI_JOB").map(String::as_str), Some(token), "a cancel brings it back");
+
+    // A restart mints nothing: the file keeps every token that still works.
+    assert!(server.terminate().success());
+    let server = start_binary(&args);
+    assert!(!server.first_lines.concat().contains("pit-"), "a restored world prints no token");
+    let kept = tokens_in(&tokens);
+    assert_eq!(kept.get(&name), Some(&default_token), "{kept:?}");
+    assert_eq!(kept.get("GHL_PIT_CI_JOB").map(String::as_str), Some(token), "{kept:?}");
+    let (status, _) = api(&server, Method::GET, "/contacts/?locationId=ghlMockLocationA0001", token, None).await;
+    assert_eq!(status, 200, "the token from the file works");
+
+    admin(&server, Method::DELETE, &format!("/integrations/{id}"), None).await;
+    assert!(!tokens_in(&tokens).contains_key("GHL_PIT_CI_JOB"), "a deleted integration leaves the file");
+    let (_, reset) = admin(&server, Method::POST, "/reset", None).await;
+    let fresh = reset["tokens"][0]["token"].as_str().unwrap();
+    assert_eq!(tokens_in(&tokens).get(&name).map(String::as_str), Some(fresh), "a reset's tokens");
+    server.terminate();
+    let _ = std::fs::remove_dir_all(dir);
+}
