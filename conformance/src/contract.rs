@@ -197,13 +197,30 @@ pub fn body_strategy(op: &Operation, location: &str) -> Option<proptest::strateg
     Some(valid.prop_map(move |body| with_location(body, &schema, &location)).boxed())
 }
 
-/// Points the location fields of a body at `location`.
+/// The company of the run's location, once the target knows it: a request
+/// that names a `companyId` names this one (a real API, and the mock, refuse
+/// a token acting on another company). One target per process, so one value.
+static COMPANY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the run's company (the first call wins).
+pub fn use_company(id: &str) {
+    let _ = COMPANY.set(id.to_string());
+}
+
+fn company() -> Option<&'static str> {
+    COMPANY.get().map(String::as_str)
+}
+
+/// Points the location fields of a body at `location` (and `companyId` at the run's company).
 pub fn with_location(mut body: Value, schema: &Value, location: &str) -> Value {
     let props = schema.get("properties");
     let has = |name: &str| props.and_then(|p| p.get(name)).is_some();
     if let Value::Object(map) = &mut body {
         if has("locationId") {
             map.insert("locationId".into(), Value::String(location.into()));
+        }
+        if let (true, Some(company)) = (has("companyId"), company()) {
+            map.insert("companyId".into(), Value::String(company.into()));
         }
         if has("altId") && has("altType") {
             map.insert("altId".into(), Value::String(location.into()));
@@ -219,6 +236,7 @@ pub fn param_value(p: &Param, location: &str, seed: u64) -> String {
     match p.name.as_str() {
         "locationId" | "location_id" | "altId" => return location.to_string(),
         "altType" => return "location".to_string(),
+        "companyId" if company().is_some() => return company().unwrap_or_default().to_string(),
         _ => {}
     }
     let given = p

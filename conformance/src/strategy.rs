@@ -208,6 +208,8 @@ fn array(s: &Map<String, Value>, depth: usize) -> BoxedStrategy<Value> {
                 });
                 v
             })
+            // Dropping repeats may leave fewer than minItems: draw again.
+            .prop_filter("uniqueItems left fewer than minItems", move |v| v.len() >= min)
             .prop_map(Value::Array)
             .boxed();
     }

@@ -243,6 +243,7 @@ impl Target {
         });
         let base_url = format!("http://{addr}");
         let control = ControlPlane::new(&base_url, None, transport.clone());
+        crate::contract::use_company(MOCK_COMPANY);
         let credentials = Credentials {
             pit,
             location_id: MOCK_LOCATION_A.into(),
@@ -271,6 +272,7 @@ impl Target {
 
     /// Any base URL, credentials from `env`: `GHL_BASE_URL`, `GHL_PIT`,
     /// `GHL_LOCATION_ID`, and optionally `GHL_OTHER_LOCATION_ID`,
+    /// `GHL_COMPANY_ID` (the location's company, for operations that name one),
     /// `GHL_LOW_SCOPE_PIT`, `GHL_REVOKED_PIT`, `GHL_ROTATED_OLD_PIT`,
     /// `GHL_PIT_SCOPES`, `GHL_ALLOW_BURST`, `GHL_ALLOW_WRITES`, `GHL_ADMIN_URL`
     /// (+ `GHL_ADMIN_TOKEN`).
@@ -317,6 +319,17 @@ impl Target {
                 credentials.scopes_from =
                     "assumed: every location scope of the default specs (set GHL_PIT_SCOPES)".into();
             }
+        }
+        match (env("GHL_COMPANY_ID"), &control) {
+            (Some(company), _) => crate::contract::use_company(company.trim()),
+            (None, Some(control)) => {
+                let locations = control.locations()?;
+                if let Some((_, company)) = locations.iter().find(|(id, _)| *id == credentials.location_id) {
+                    crate::contract::use_company(company);
+                }
+            }
+            // Unknown: operations that name a companyId get a generated one.
+            (None, None) => {}
         }
         if let Some(control) = &control {
             if credentials.other_location_id.is_none() {

@@ -45,9 +45,29 @@ pub struct Fidelity {
     pub sandbox_max_locations: usize,
     /// Issue 13: webhook delivery (retry policy, backoff, timeout, quirks).
     pub webhooks: crate::webhooks::Settings,
+    /// Body properties the operation's schema does not name: refused with
+    /// 422 `property X should not exist`, one message each, as NestJS's
+    /// `ValidationPipe` (`whitelist` + `forbidNonWhitelisted`) does [seen];
+    /// or accepted (and stored).
+    pub unknown_properties: UnknownProperties,
+    /// Operations the spec leaves without `security` still need a location
+    /// or agency token (no scope), except `POST /oauth/token` [guess, strong].
+    pub secure_unsecured_operations: bool,
+    /// An agency or location token naming a `companyId` (query, path or
+    /// body) that is not its company is refused with 403 and this text
+    /// [guess: the text]; empty: not checked.
+    pub foreign_company_message: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownProperties {
+    #[default]
+    Reject,
+    Accept,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WrongMethod {
     #[default]
@@ -74,6 +94,9 @@ impl Default for Fidelity {
             case_insensitive_paths: true,
             sandbox_max_locations: 2,
             webhooks: crate::webhooks::Settings::default(),
+            unknown_properties: UnknownProperties::Reject,
+            secure_unsecured_operations: true,
+            foreign_company_message: "The token does not have access to this company.".into(),
         }
     }
 }

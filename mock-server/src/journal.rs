@@ -73,6 +73,8 @@ pub enum Refused {
     UserType,
     Scope,
     Location,
+    /// A `companyId` that is not the token's company.
+    Company,
     RateLimitedBurst,
     RateLimitedDaily,
     RateLimitedInjected,
@@ -105,6 +107,7 @@ impl Refused {
                 AuthError::UserTypeMismatch => Refused::UserType,
                 AuthError::ScopeMissing { .. } => Refused::Scope,
                 AuthError::WrongLocation { .. } => Refused::Location,
+                AuthError::WrongCompany { .. } => Refused::Company,
             },
             ApiError::RateLimited => match limit {
                 Some(Refusal::Daily) => Refused::RateLimitedDaily,
@@ -138,6 +141,7 @@ impl Refused {
                 | Refused::UserType
                 | Refused::Scope
                 | Refused::Location
+                | Refused::Company
                 | Refused::PayloadTooLarge
                 | Refused::RequestTimeout
         )

@@ -172,7 +172,7 @@ async fn answer(
 
     let world = mock.world().await?;
     let mut principal = None;
-    if !op.security.is_empty() {
+    if secured(op, &mock.config.fidelity) {
         seen.named_location(|| check::named_locations(op, &incoming.path_params, &incoming.query, None).pop());
         let who = authenticate(mock, &world, &parts.headers).await?;
         seen.token(&who.fingerprint);
@@ -207,6 +207,15 @@ async fn answer(
         if let Err(e) = check::check_location(who, &named, &world) {
             return Err(before_limiter(mock, &principal, rate, e.into()).await);
         }
+        let companies = check::named_companies(
+            op,
+            &incoming.path_params,
+            &incoming.query,
+            body.as_ref().ok().and_then(Option::as_ref),
+        );
+        if let Err(e) = check::check_company(who, &companies, &world, &mock.config.fidelity.foreign_company_message) {
+            return Err(before_limiter(mock, &principal, rate, e.into()).await);
+        }
     }
     if let (Some((who, key, profile)), true) = (&principal, mock.config.rate_limits) {
         let decision = mock.counters.hit(key, *profile, &who.fingerprint, path, mock.clock.now_ms()).await?;
@@ -223,7 +232,14 @@ async fn answer(
     let body = body?;
     if mock.config.fidelity.validate_requests {
         check_content_type(op, &parts.headers, &bytes)?;
-        crate::validate::request(op, &incoming.path_params, &incoming.query, &parts.headers, body.as_ref())?;
+        crate::validate::request(
+            op,
+            &incoming.path_params,
+            &incoming.query,
+            &parts.headers,
+            body.as_ref(),
+            mock.config.fidelity.unknown_properties,
+        )?;
     }
 
     if let Some(controlled) = controlled(mock, &incoming, &parts.headers, path).await {
@@ -266,6 +282,13 @@ async fn answer(
     }
     let status = StatusCode::from_u16(incoming.op.success.status).unwrap_or(StatusCode::OK);
     Ok(json_response(status, echoed(&incoming, body.as_ref())))
+}
+
+/// Whether a call needs a token: an operation whose spec names its security,
+/// and (by default) one whose spec names none, but for the token exchange.
+fn secured(op: &crate::spec::Operation, fidelity: &crate::config::Fidelity) -> bool {
+    !op.security.is_empty()
+        || fidelity.secure_unsecured_operations && !(op.method == axum::http::Method::POST && op.path == "/oauth/token")
 }
 
 /// The operation's default body with the request's own values echoed in,

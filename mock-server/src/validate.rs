@@ -11,6 +11,7 @@ use axum::http::HeaderMap;
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::{Map, Number, Value};
 
+use crate::config::UnknownProperties;
 use crate::error::ApiError;
 use crate::spec::{Operation, Param, ParamIn};
 
@@ -21,6 +22,7 @@ pub fn request(
     query: &[(String, String)],
     headers: &HeaderMap,
     body: Option<&Value>,
+    unknown: UnknownProperties,
 ) -> Result<(), ApiError> {
     let mut messages = Vec::new();
     for param in &op.params {
@@ -49,10 +51,64 @@ pub fn request(
                 None if spec_body.required => &empty,
                 None => return finish(messages),
             };
+            if unknown == UnknownProperties::Reject {
+                if let Some(schema) = &spec_body.schema {
+                    unknown_properties(schema, instance, "", &mut messages);
+                }
+            }
             describe_errors(validator, instance, "", &mut messages);
         }
     }
     finish(messages)
+}
+
+/// The properties an object schema names (its `allOf` parts' too), or None
+/// when it may hold any (no `properties`, `additionalProperties` allowed,
+/// `patternProperties`, or `anyOf`/`oneOf` whose choice is not known here).
+fn named_properties(schema: &Value) -> Option<Map<String, Value>> {
+    let map = schema.as_object()?;
+    if map.contains_key("anyOf") || map.contains_key("oneOf") || map.contains_key("patternProperties") {
+        return None;
+    }
+    if map.get("additionalProperties").is_some_and(|a| a != &Value::Bool(false)) {
+        return None;
+    }
+    let mut named = map.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+    for part in map.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+        named.extend(named_properties(part)?);
+    }
+    // `properties: {}` is an undocumented DTO (the official files hold a few,
+    // such as the contact search's), not one that takes nothing; only
+    // `additionalProperties: false` says that.
+    let closed = map.get("additionalProperties") == Some(&Value::Bool(false));
+    (!named.is_empty() || closed).then_some(named)
+}
+
+/// `property X should not exist`, one message per body property the schema
+/// does not name, nested ones under their dotted parent (NestJS
+/// `ValidationPipe` with `whitelist` and `forbidNonWhitelisted`).
+pub fn unknown_properties(schema: &Value, instance: &Value, prefix: &str, out: &mut Vec<String>) {
+    let at = |name: &str| if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
+    match instance {
+        Value::Object(fields) => {
+            let Some(named) = named_properties(schema) else { return };
+            for (key, value) in fields {
+                match named.get(key) {
+                    Some(inner) => unknown_properties(inner, value, &at(key), out),
+                    None if prefix.is_empty() => out.push(format!("property {key} should not exist")),
+                    None => out.push(format!("{prefix}.property {key} should not exist")),
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item) = schema.get("items") {
+                for (i, value) in items.iter().enumerate() {
+                    unknown_properties(item, value, &at(&i.to_string()), out);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 fn finish(mut messages: Vec<String>) -> Result<(), ApiError> {
@@ -64,7 +120,10 @@ fn finish(mut messages: Vec<String>) -> Result<(), ApiError> {
 }
 
 fn check_param(param: &Param, values: &[&str], messages: &mut Vec<String>) {
-    if values.is_empty() || values.iter().all(|v| v.is_empty()) && param.location == ParamIn::Query {
+    // An empty value (`?limit=`) is present, not absent: only a required
+    // parameter reads it as missing; an optional one is checked as given.
+    let empty = values.iter().all(|v| v.is_empty());
+    if values.is_empty() || empty && param.required {
         if param.required {
             messages.push(format!("{} should not be empty", param.name));
         }

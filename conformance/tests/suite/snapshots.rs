@@ -46,6 +46,13 @@ const CASES: &[(&str, &str, Build)] = &[
     ("contact_invalid_email", "POST /contacts/ with email \"not-an-email\"", |ctx| {
         Ok(ctx.authed(Call::post("/contacts/").json(json!({"locationId": ctx.location(), "email": "not-an-email"}))))
     }),
+    // NestJS's ValidationPipe (whitelist + forbidNonWhitelisted): refused, so nothing is created.
+    ("contact_unknown_property", "POST /contacts/ with a property no schema names", |ctx| {
+        Ok(ctx.authed(
+            Call::post("/contacts/")
+                .json(json!({"locationId": ctx.location(), "firstName": "Ann", "ghlMockUnknown": 1})),
+        ))
+    }),
 ];
 
 fn contacts(ctx: &Ctx) -> Call {

@@ -181,6 +181,47 @@ pub fn named_locations(
 
 /// Step 11: every location the request names must be the token's own, or,
 /// for an agency token, one of its company's.
+/// The `companyId` values a request names where the operation declares one:
+/// a path or query parameter, or a property of the body.
+pub fn named_companies(
+    op: &Operation,
+    path_params: &[(String, String)],
+    query: &[(String, String)],
+    body: Option<&Value>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if op.params.iter().any(|p| p.name == "companyId" && matches!(p.location, ParamIn::Path | ParamIn::Query)) {
+        out.extend(path_params.iter().chain(query).filter(|(k, _)| k == "companyId").map(|(_, v)| v.clone()));
+    }
+    let declared = op
+        .body
+        .as_ref()
+        .and_then(|b| b.schema.as_ref())
+        .and_then(|s| s.get("properties"))
+        .is_some_and(|p| p.get("companyId").is_some());
+    if declared {
+        out.extend(body.and_then(|b| b.get("companyId")).and_then(Value::as_str).map(str::to_string));
+    }
+    out.retain(|c| !c.is_empty());
+    out
+}
+
+/// A token acts inside its own company only: the company of an agency
+/// token, or of a location token's location. `message` empty: not checked.
+pub fn check_company(who: &Principal, named: &[String], world: &World, message: &str) -> Result<(), AuthError> {
+    if message.is_empty() {
+        return Ok(());
+    }
+    let own = match &who.owner {
+        Owner::Company(company) => Some(company.clone()),
+        Owner::Location(location) => world.location(location).map(|l| l.company_id.clone()),
+    };
+    match named.iter().find(|c| Some(*c) != own.as_ref()) {
+        Some(_) => Err(AuthError::WrongCompany { message: message.to_string() }),
+        None => Ok(()),
+    }
+}
+
 pub fn check_location(who: &Principal, named: &[String], world: &World) -> Result<(), AuthError> {
     for location_id in named {
         let ok = match &who.owner {

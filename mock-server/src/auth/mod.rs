@@ -21,14 +21,22 @@ pub enum AuthError {
     VersionInvalid,
     PitNotAllowed,
     UserTypeMismatch,
-    ScopeMissing { scope: String },
-    WrongLocation { location_id: String },
+    ScopeMissing {
+        scope: String,
+    },
+    WrongLocation {
+        location_id: String,
+    },
+    /// A `companyId` that is not the token's company (the text is a fidelity setting).
+    WrongCompany {
+        message: String,
+    },
 }
 
 impl AuthError {
     pub fn status(&self) -> StatusCode {
         match self {
-            AuthError::WrongLocation { .. } => StatusCode::FORBIDDEN,
+            AuthError::WrongLocation { .. } | AuthError::WrongCompany { .. } => StatusCode::FORBIDDEN,
             _ => StatusCode::UNAUTHORIZED,
         }
     }
@@ -45,6 +53,7 @@ impl AuthError {
             AuthError::UserTypeMismatch => "Token's user type mismatch!".into(),
             AuthError::ScopeMissing { .. } => "The token is not authorized for this scope.".into(),
             AuthError::WrongLocation { .. } => "The token does not have access to this location.".into(),
+            AuthError::WrongCompany { message } => message.clone(),
         }
     }
 }

@@ -6,6 +6,7 @@ mod cli;
 mod concurrency;
 mod control;
 mod corpus;
+mod fidelity;
 mod flows;
 mod hostile;
 mod journal;

@@ -98,7 +98,7 @@ fn generated_bodies_are_accepted_and_one_broken_field_is_named_in_a_422() {
         // The body names the caller's own location, as a real client's would; unique
         // contact details keep the duplicate rule out of the way.
         if let Some(map) = body.as_object_mut() {
-            for (key, value) in [("locationId", json!(LOC_A)), ("email", json!(format!("p{seed}@example.com"))), ("phone", json!(format!("+1555{seed:07}")))] {
+            for (key, value) in [("locationId", json!(LOC_A)), ("companyId", json!(COMPANY)), ("email", json!(format!("p{seed}@example.com"))), ("phone", json!(format!("+1555{seed:07}")))] {
                 if map.contains_key(key) {
                     map.insert(key.to_string(), value);
                 }

@@ -136,7 +136,6 @@ impl Walker<'_> {
                     map.insert(key.to_string(), Value::from(value));
                 }
             }
-            map.entry("locationId").or_insert(Value::from(LOC_A));
         }
         Some(body)
     }
