@@ -27,6 +27,8 @@ pub mod message {
     pub const VERSION_MISSING: &str = "version header was not found.";
     pub const VERSION_INVALID: &str = "version header is invalid";
     pub const USER_TYPE_MISMATCH: &str = "Token's user type mismatch!";
+    /// The location-token exchange's own words for a location token [seen].
+    pub const USER_TYPE_NOT_SUPPORTED: &str = "This token's user type is not yet supported!";
     pub const SCOPE: &str = "The token is not authorized for this scope.";
     pub const LOCATION: &str = "The token does not have access to this location.";
     pub const TOO_MANY_REQUESTS: &str = "Too Many Requests";

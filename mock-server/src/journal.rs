@@ -104,7 +104,7 @@ impl Refused {
                 AuthError::VersionMissing => Refused::VersionMissing,
                 AuthError::VersionInvalid => Refused::VersionInvalid,
                 AuthError::PitNotAllowed => Refused::TokenKind,
-                AuthError::UserTypeMismatch => Refused::UserType,
+                AuthError::UserTypeMismatch | AuthError::UserTypeNotSupported => Refused::UserType,
                 AuthError::ScopeMissing { .. } => Refused::Scope,
                 AuthError::WrongLocation { .. } => Refused::Location,
                 AuthError::WrongCompany { .. } => Refused::Company,

@@ -72,8 +72,12 @@ fn a_location_pit_on_an_agency_only_operation_is_refused_as_the_wrong_user_type(
     for op in agency_only {
         let call = ctx.authed(contract::request(op, ctx.location(), &[], 1));
         let answer = ctx.send(&call)?;
-        exactly(&answer, 401, &refusal(401, message::USER_TYPE_MISMATCH))
-            .map_err(|e| format!("{} {}: {e}", op.method, op.path))?;
+        let words = if op.path.eq_ignore_ascii_case("/oauth/locationToken") {
+            message::USER_TYPE_NOT_SUPPORTED
+        } else {
+            message::USER_TYPE_MISMATCH
+        };
+        exactly(&answer, 401, &refusal(401, words)).map_err(|e| format!("{} {}: {e}", op.method, op.path))?;
     }
     Ok(())
 }

@@ -101,6 +101,17 @@ pub fn check_security(op: &Operation, who: &Principal) -> Result<(), AuthError> 
     if op.security.is_empty() {
         return Ok(());
     }
+    let refused = requirements(op, who);
+    // The location-token exchange words a location token's refusal its own way [seen].
+    match refused {
+        Err(AuthError::UserTypeMismatch) if op.path.eq_ignore_ascii_case("/oauth/locationToken") => {
+            Err(AuthError::UserTypeNotSupported)
+        }
+        other => other,
+    }
+}
+
+fn requirements(op: &Operation, who: &Principal) -> Result<(), AuthError> {
     let mut best: Option<AuthError> = None;
     for requirement in &op.security {
         match meets(requirement, who) {

@@ -21,6 +21,8 @@ pub enum AuthError {
     VersionInvalid,
     PitNotAllowed,
     UserTypeMismatch,
+    /// A location token on the agency-only location-token exchange [seen].
+    UserTypeNotSupported,
     ScopeMissing {
         scope: String,
     },
@@ -51,6 +53,7 @@ impl AuthError {
             AuthError::VersionInvalid => "version header is invalid".into(),
             AuthError::PitNotAllowed => fidelity.pit_not_allowed_message.clone(),
             AuthError::UserTypeMismatch => "Token's user type mismatch!".into(),
+            AuthError::UserTypeNotSupported => "This token's user type is not yet supported!".into(),
             AuthError::ScopeMissing { .. } => "The token is not authorized for this scope.".into(),
             AuthError::WrongLocation { .. } => "The token does not have access to this location.".into(),
             AuthError::WrongCompany { message } => message.clone(),

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -21,6 +21,10 @@ use crate::world::Owner;
 
 /// `expires_in` of an access token: a day less a second.
 pub const ACCESS_TTL_SECS: i64 = 86_399;
+/// The agency plan a minted token names (`oauthMeta.agencyPlan`) [guess].
+pub const AGENCY_PLAN: &str = "agency_monthly_497";
+/// What a location token minted from an agency token gains [seen].
+pub const LOCATION_TOKEN_SCOPES: &[&str] = &["oauth.readonly", "oauth.write"];
 /// A refresh token lives a year.
 pub const REFRESH_TTL_SECS: i64 = 365 * 86_400;
 /// How long an authorization code may wait to be exchanged.
@@ -31,6 +35,13 @@ pub const CODE_TTL_MS: i64 = 10 * 60_000;
 pub struct OAuthMeta {
     pub scopes: Vec<String>,
     pub client: String,
+    /// The app version (the client id before its dash) [guess: HighLevel's
+    /// first version of an app shares the app's id].
+    #[serde(default)]
+    pub version_id: String,
+    /// The installing agency's plan [seen: the claim; guess: the value].
+    #[serde(default)]
+    pub agency_plan: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -38,8 +49,14 @@ pub struct OAuthMeta {
 pub struct Claims {
     pub auth_class: String,
     pub auth_class_id: String,
+    /// The location or company the token acts for [seen].
+    #[serde(default)]
+    pub primary_auth_class_id: String,
     pub oauth_meta: OAuthMeta,
     pub source: String,
+    /// The OAuth client that holds the token [seen].
+    #[serde(default)]
+    pub source_id: String,
     pub channel: String,
     pub iat: i64,
     pub exp: i64,
@@ -220,6 +237,14 @@ fn keys_from(private_der: &[u8]) -> Result<Keys, String> {
     })
 }
 
+/// HighLevel's JWT header, byte for byte [doc: their sample token].
+const JWT_HEADER: &str = r#"{"alg":"RS256","typ":"JWT"}"#;
+
+/// The app's id: the client id before its dash (`<24 hex>-<8 chars>`).
+pub fn app_id(client_id: &str) -> &str {
+    client_id.split('-').next().unwrap_or(client_id)
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -282,10 +307,20 @@ impl OAuth {
         self.token_answer(&grant, now_ms, true).await
     }
 
-    /// A location token minted from an agency token (`/oauth/locationToken`).
+    /// A location token minted from an agency token (`/oauth/locationToken`):
+    /// with a refresh token, the app's ids, and `oauth.readonly`/`oauth.write`
+    /// added to the agency's scopes, as HighLevel answers [doc, seen].
     pub async fn location_token(&self, agency: &Grant, location_id: &str, now_ms: i64) -> Result<Value, OAuthError> {
-        let grant = Grant { owner: Owner::Location(location_id.to_string()), ..agency.clone() };
-        self.token_answer(&grant, now_ms, false).await
+        let mut grant = Grant { owner: Owner::Location(location_id.to_string()), ..agency.clone() };
+        for scope in LOCATION_TOKEN_SCOPES {
+            if !grant.scopes.iter().any(|s| s == scope) {
+                grant.scopes.push((*scope).to_string());
+            }
+        }
+        let mut answer = self.token_answer(&grant, now_ms, true).await?;
+        answer["appId"] = Value::from(app_id(&grant.client_id));
+        answer["versionId"] = Value::from(app_id(&grant.client_id));
+        Ok(answer)
     }
 
     async fn token_answer(&self, grant: &Grant, now_ms: i64, with_refresh: bool) -> Result<Value, OAuthError> {
@@ -294,6 +329,8 @@ impl OAuth {
             Owner::Location(l) => ("Location", Some(l.clone())),
             Owner::Company(_) => ("Company", None),
         };
+        // Every field oauth.json documents for the token answer.
+        let approved: Vec<String> = location_id.iter().cloned().collect();
         let mut answer = json!({
             "access_token": access.0,
             "token_type": "Bearer",
@@ -301,7 +338,12 @@ impl OAuth {
             "scope": grant.scopes.join(" "),
             "userType": user_type,
             "companyId": grant.company_id,
+            "approvedLocations": approved,
             "userId": grant.user_id,
+            // `planId` only for paid apps, which the mock does not sell.
+            "isBulkInstallation": false,
+            "installToFutureLocations": false,
+            "approveAllLocations": false,
         });
         if let Some(location_id) = location_id {
             answer["locationId"] = Value::from(location_id);
@@ -323,9 +365,16 @@ impl OAuth {
         let jti = uuid::Uuid::new_v4().to_string();
         let claims = Claims {
             auth_class: auth_class.into(),
+            primary_auth_class_id: auth_class_id.clone(),
             auth_class_id,
-            oauth_meta: OAuthMeta { scopes: grant.scopes.clone(), client: grant.client_id.clone() },
+            oauth_meta: OAuthMeta {
+                scopes: grant.scopes.clone(),
+                client: grant.client_id.clone(),
+                version_id: app_id(&grant.client_id).to_string(),
+                agency_plan: AGENCY_PLAN.into(),
+            },
             source: "INTEGRATION".into(),
+            source_id: grant.client_id.clone(),
             channel: "OAUTH".into(),
             iat: now,
             exp: now.saturating_add(ttl_secs),
@@ -333,9 +382,15 @@ impl OAuth {
             user_id: grant.user_id.clone(),
         };
         let keys = self.keys().await?;
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &keys.encoding)
+        // The header exactly as HighLevel's (`alg` first), so tokens start as
+        // theirs do: eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload = serde_json::to_vec(&claims).map_err(|e| server_error(format!("cannot write claims: {e}")))?;
+        let message = format!("{}.{}", b64.encode(JWT_HEADER), b64.encode(payload));
+        let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &keys.encoding, Algorithm::RS256)
             .map_err(|e| server_error(format!("cannot sign a token: {e}")))?;
-        Ok((token, jti))
+        Ok((format!("{message}.{signature}"), jti))
     }
 
     async fn decode(&self, token: &str) -> Result<Claims, AuthError> {

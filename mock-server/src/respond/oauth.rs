@@ -44,7 +44,7 @@ pub async fn token(mock: &Mock, world: &crate::World, body: Option<&Value>) -> R
 /// `POST /oauth/locationToken`: a location token from an agency OAuth token.
 pub async fn location_token(mock: &Mock, who: &Principal, body: Option<&Value>) -> Result<Value, ApiError> {
     let Owner::Company(company_id) = &who.owner else {
-        return Err(crate::auth::AuthError::UserTypeMismatch.into());
+        return Err(crate::auth::AuthError::UserTypeNotSupported.into());
     };
     let location_id = field(body, "locationId")
         .ok_or_else(|| ApiError::Unprocessable { messages: vec!["locationId should not be empty".into()] })?;

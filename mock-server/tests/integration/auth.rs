@@ -244,7 +244,23 @@ async fn oauth_code_to_tokens_to_expiry_to_refresh_and_refresh_reuse_is_an_inval
     assert_eq!(tokens["expires_in"], 86_399);
     assert_eq!(tokens["userType"], "Location");
     assert_eq!(tokens["locationId"], LOC_A);
+    // Every field oauth.json documents, with what an install of one location answers.
+    assert_eq!(tokens["approvedLocations"], json!([LOC_A]), "{tokens}");
+    assert_eq!(tokens["companyId"], COMPANY, "{tokens}");
+    for flag in ["isBulkInstallation", "installToFutureLocations", "approveAllLocations"] {
+        assert_eq!(tokens[flag], false, "{flag}: {tokens}");
+    }
+    assert!(tokens["userId"].is_string(), "{tokens}");
     let access = tokens["access_token"].as_str().unwrap();
+    // HighLevel's header byte for byte, and its claims.
+    assert!(access.starts_with("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9."), "{access}");
+    use base64::Engine;
+    let payload = access.split('.').nth(1).unwrap();
+    let claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(claims["primaryAuthClassId"], LOC_A, "{claims}");
+    assert_eq!(claims["sourceId"], "test-client", "{claims}");
+    assert!(claims["oauthMeta"]["agencyPlan"].is_string(), "{claims}");
     assert_eq!(m.get(&contacts_of(LOC_A), access).await.0, 200);
     m.mock.clock.advance_ms(86_399_000);
     assert_eq!(m.get(&contacts_of(LOC_A), access).await.0, 401);
@@ -275,6 +291,28 @@ async fn an_agency_oauth_token_mints_location_tokens_for_its_own_locations_only(
     assert_eq!(m.get(&contacts_of(LOC_B), location_token).await.0, 200);
     assert_eq!(m.get(&contacts_of(LOC_A), location_token).await.0, 403);
     assert_eq!(read(mint(LOC_C).await.unwrap()).await.0, 403, "another agency's location");
+    // As HighLevel answers it: a refresh token, the app's ids, and the oauth scopes gained.
+    assert!(minted["refresh_token"].is_string(), "{minted}");
+    assert_eq!((minted["appId"].clone(), minted["versionId"].clone()), (json!("test"), json!("test")), "{minted}");
+    let scope = minted["scope"].as_str().unwrap_or_default();
+    assert!(scope.contains("oauth.readonly") && scope.contains("oauth.write"), "{scope}");
+    // A location token cannot mint location tokens, in HighLevel's words.
+    let (status, refused) = read(
+        m.http
+            .post(format!("{}/oauth/locationToken", m.url))
+            .bearer_auth(location_token)
+            .header("Version", VERSION)
+            .form(&[("companyId", COMPANY), ("locationId", LOC_B)])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["message"].clone()),
+        (401, json!("This token's user type is not yet supported!")),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
