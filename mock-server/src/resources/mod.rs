@@ -183,13 +183,16 @@ pub fn record_error(mock: &Mock, family: Family, noun: &str, e: RecordError) -> 
     match e {
         RecordError::NotFound => not_found(mock, family, noun),
         RecordError::Duplicate { id, key } => hooks::duplicate_refusal(family, id, &key),
-        RecordError::Full { location, kind, what } => ApiError::BadRequest {
-            message: format!(
-                "ghl-mock keeps at most {what} of {kind} per location and {location} holds that many \
-                 (serve --max-records raises it)"
-            ),
-            meta: None,
-        },
+        RecordError::Full { location, kind, what } => {
+            let flag = if what.ends_with("bytes") { "--max-record-bytes" } else { "--max-records" };
+            ApiError::BadRequest {
+                message: format!(
+                    "ghl-mock keeps at most {what} of {kind} per location and {location} holds that many \
+                     (serve {flag} raises it)"
+                ),
+                meta: None,
+            }
+        }
         RecordError::Refused(e) => e,
         RecordError::Unavailable(message) => ApiError::Unavailable { message },
         RecordError::IdTaken => ApiError::Unavailable { message: "could not draw a free record id".into() },

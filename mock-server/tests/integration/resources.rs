@@ -314,6 +314,7 @@ async fn a_location_holds_at_most_its_record_limit_and_says_so() {
         call(&m, Method::POST, "/contacts/", &a, Some(json!({"locationId": LOC_A, "email": "cap3@example.com"}))).await;
     assert_eq!(status, 400);
     assert!(refused["message"].as_str().unwrap().contains("at most 3 records of /contacts per location"), "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("serve --max-records raises it"), "{refused}");
     assert_eq!(
         call(&m, Method::POST, "/contacts/", &m.token("B"), Some(json!({"locationId": LOC_B}))).await.0,
         201,
@@ -327,6 +328,27 @@ async fn a_location_holds_at_most_its_record_limit_and_says_so() {
         201,
         "room again after a delete"
     );
+}
+
+#[tokio::test]
+async fn a_location_holds_at_most_its_record_bytes_and_names_the_setting_that_raises_it() {
+    let mut config = ghl_mock::Config::default();
+    config.limits.max_record_bytes = 300_000;
+    let m = TestMock::start_with(embedded(), unlimited_fixture(&pits()), config, ghl_mock::Clock::frozen(0)).await;
+    let big = "x".repeat(100_000);
+    let mut statuses = Vec::new();
+    let mut last = Value::Null;
+    for i in 0..4 {
+        let body = json!({"locationId": LOC_A, "email": format!("big{i}@example.com"), "companyName": big});
+        let (status, answer) = call(&m, Method::POST, "/contacts/", &m.token("A"), Some(body)).await;
+        statuses.push(status);
+        last = answer;
+    }
+    // The location already holds a seeded contact or two; two big ones fit, the fourth never does.
+    assert!(statuses.iter().filter(|s| **s == 201).count() >= 2, "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&400), "{statuses:?} {last}");
+    let message = last["message"].as_str().unwrap_or_default();
+    assert!(message.contains("bytes of /contacts per location") && message.contains("--max-record-bytes"), "{message}");
 }
 
 #[tokio::test]
