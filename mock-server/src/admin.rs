@@ -732,10 +732,31 @@ async fn list_journal(State(mock): State<Shared>, q: Result<Query<JournalQuery>,
         .newest(&filter, q.limit.unwrap_or(JOURNAL_DEFAULT_LIMIT))
         .await
         .map_err(|e| unavailable(&mock, e.into()))?;
-    let entries: Vec<Value> = entries.iter().map(|e| entry_json(&mock, e)).collect();
     let matched = mock.journal.count(&filter).await.map_err(|e| unavailable(&mock, e.into()))?;
     let stats = mock.journal.stats().await.map_err(|e| unavailable(&mock, e.into()))?;
-    ok(json!({"entries": entries, "matched": matched, "journal": stats}))
+    // Written as it is sent, a few hundred entries at a time: ten thousand
+    // entries never become one JSON tree and one string in memory.
+    let head = json!({"matched": matched, "journal": stats}).to_string();
+    let head = format!("{},\"entries\":[", head.strip_suffix('}').unwrap_or(&head));
+    let mut batches = Vec::new();
+    let mut entries = entries.into_iter().peekable();
+    while entries.peek().is_some() {
+        batches.push(entries.by_ref().take(256).collect::<Vec<_>>());
+    }
+    let chunks = std::iter::once(Bytes::from(head))
+        .chain(batches.into_iter().enumerate().map(move |(i, batch)| {
+            let mut out = Vec::new();
+            for (j, entry) in batch.iter().enumerate() {
+                if i > 0 || j > 0 {
+                    out.push(b',');
+                }
+                let _ = serde_json::to_writer(&mut out, &entry_json(&mock, entry));
+            }
+            Bytes::from(out)
+        }))
+        .chain(std::iter::once(Bytes::from_static(b"]}")));
+    let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks.map(Ok::<_, std::convert::Infallible>)));
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn clear_journal(State(mock): State<Shared>) -> Answer {

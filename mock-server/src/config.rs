@@ -166,6 +166,8 @@ pub struct Config {
     pub rate_limits: bool,
     /// Issue 8: how many API requests the journal keeps (the newest; 0: none).
     pub journal_capacity: usize,
+    /// About how many bytes the journal may hold; the oldest entries go first.
+    pub journal_max_bytes: usize,
 }
 
 impl Default for Config {
@@ -181,6 +183,7 @@ impl Default for Config {
             tokens_file: None,
             rate_limits: true,
             journal_capacity: 10_000,
+            journal_max_bytes: crate::journal::DEFAULT_MAX_BYTES,
         }
     }
 }

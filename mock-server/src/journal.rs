@@ -385,6 +385,9 @@ pub fn begin<'a>(
 pub struct Stats {
     pub capacity: usize,
     pub held: usize,
+    /// About how many bytes the held entries take, and the most they may.
+    pub bytes: usize,
+    pub max_bytes: usize,
     /// Entries dropped to make room since the last clear.
     pub dropped: u64,
     /// Requests recorded over the mock's life.
@@ -396,18 +399,39 @@ struct Ring {
     entries: VecDeque<Entry>,
     recorded: u64,
     dropped: u64,
+    bytes: usize,
 }
 
-/// The newest `capacity` API requests; capacity 0 records nothing.
+/// The newest `capacity` API requests, within `max_bytes` (about) of memory;
+/// capacity 0 records nothing.
 #[derive(Debug)]
 pub struct Journal {
     capacity: usize,
+    max_bytes: usize,
     ring: Mutex<Ring>,
+}
+
+/// The default bound on the journal's memory.
+pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+impl Entry {
+    /// About how many bytes the entry holds in memory.
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Entry>()
+            + self.path.len()
+            + self.token.len()
+            + self.location.as_ref().map_or(0, String::len)
+            + self.version.as_ref().map_or(0, String::len)
+    }
 }
 
 impl Journal {
     pub fn new(capacity: usize) -> Self {
-        Self { capacity, ring: Mutex::new(Ring::default()) }
+        Self::bounded(capacity, DEFAULT_MAX_BYTES)
+    }
+
+    pub fn bounded(capacity: usize, max_bytes: usize) -> Self {
+        Self { capacity, max_bytes, ring: Mutex::new(Ring::default()) }
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -428,14 +452,26 @@ impl Journal {
         if !self.is_enabled() {
             return;
         }
-        let mut ring = self.ring();
-        ring.recorded += 1;
-        entry.index = ring.recorded;
-        if ring.entries.len() >= self.capacity {
-            ring.entries.pop_front();
-            ring.dropped += 1;
+        let size = entry.bytes();
+        let mut gone = Vec::new();
+        {
+            let mut ring = self.ring();
+            ring.recorded += 1;
+            entry.index = ring.recorded;
+            while !ring.entries.is_empty()
+                && (ring.entries.len() >= self.capacity || ring.bytes + size > self.max_bytes)
+            {
+                if let Some(old) = ring.entries.pop_front() {
+                    ring.bytes = ring.bytes.saturating_sub(old.bytes());
+                    ring.dropped += 1;
+                    gone.push(old);
+                }
+            }
+            ring.bytes += size;
+            ring.entries.push_back(entry);
         }
-        ring.entries.push_back(entry);
+        // The dropped entries are freed after the lock is let go.
+        drop(gone);
     }
 
     /// The entries `filter` selects, oldest first.
@@ -460,11 +496,19 @@ impl Journal {
         let mut ring = self.ring();
         ring.entries.clear();
         ring.dropped = 0;
+        ring.bytes = 0;
     }
 
     pub fn stats(&self) -> Stats {
         let ring = self.ring();
-        Stats { capacity: self.capacity, held: ring.entries.len(), dropped: ring.dropped, recorded: ring.recorded }
+        Stats {
+            capacity: self.capacity,
+            held: ring.entries.len(),
+            bytes: ring.bytes,
+            max_bytes: self.max_bytes,
+            dropped: ring.dropped,
+            recorded: ring.recorded,
+        }
     }
 }
 
@@ -619,7 +663,9 @@ mod tests {
         let held = journal.entries(&Filter::default());
         assert_eq!(held.iter().map(|e| e.index).collect::<Vec<_>>(), vec![3, 4, 5]);
         assert_eq!(held[0].path, "/r/2");
-        assert_eq!(journal.stats(), Stats { capacity: 3, held: 3, dropped: 2, recorded: 5 });
+        let bytes: usize = held.iter().map(Entry::bytes).sum();
+        let stats = Stats { capacity: 3, held: 3, bytes, max_bytes: DEFAULT_MAX_BYTES, dropped: 2, recorded: 5 };
+        assert_eq!(journal.stats(), stats);
         journal.clear();
         journal.record(entry("/after", 200));
         assert_eq!(journal.entries(&Filter::default())[0].index, 6, "indices keep counting after a clear");

@@ -155,7 +155,7 @@ impl Mock {
         for rule in fixture.1.rate_limit_injections.clone() {
             limiter.inject(fingerprinted(rule));
         }
-        let journal = Arc::new(journal::Journal::new(config.journal_capacity)); // issue 8
+        let journal = Arc::new(journal::Journal::bounded(config.journal_capacity, config.journal_max_bytes)); // issue 8
         let duplicates_allowed = fixture::duplicates_allowed(&fixture.1);
         let webhook_seed = fixture::webhook_seed(&fixture.0, &fixture.1)?;
         let webhooks = webhooks::Webhooks::new(

@@ -186,6 +186,10 @@ struct ServeArgs {
     /// `ghl-mock report` (the newest; 0 turns it off).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     journal_capacity: usize,
+    /// About how many bytes of memory the journal may hold (the oldest
+    /// requests are dropped first).
+    #[arg(long, value_name = "BYTES", default_value_t = ghl_mock::journal::DEFAULT_MAX_BYTES)]
+    journal_max_bytes: usize,
 }
 
 fn main() -> ExitCode {
@@ -301,6 +305,7 @@ fn serve(args: ServeArgs, admin_token: Option<String>) -> ExitCode {
         state_file: args.state.clone(),
         tokens_file: args.tokens_file.clone(),
         journal_capacity: args.journal_capacity,
+        journal_max_bytes: args.journal_max_bytes,
     };
     if config.admin_token.as_deref().is_some_and(|t| t.trim().is_empty()) {
         eprintln!(

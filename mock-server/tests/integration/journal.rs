@@ -178,6 +178,27 @@ async fn journal_filters_and_the_count_pattern_select_the_same_requests() {
 }
 
 #[tokio::test]
+async fn the_journal_keeps_the_newest_requests_within_its_byte_bound_and_answers_them_whole() {
+    let config =
+        ghl_mock::Config { journal_capacity: 10_000, journal_max_bytes: 8 * 1024, ..ghl_mock::Config::default() };
+    let world = fixture(&format!("  - {{name: A, owner: {{location: {LOC_A}}}, scopes: [contacts.readonly]}}"));
+    let m = TestMock::start_with(embedded(), world, config, ghl_mock::Clock::frozen(1_767_225_600_000)).await;
+    let long = "x".repeat(700);
+    for i in 0..60 {
+        send(&m, &format!("/nothing/{i}/{long}"), None, false).await;
+    }
+    let answer = journal(&m, "").await;
+    let stats = &answer["journal"];
+    let (held, bytes) = (stats["held"].as_u64().unwrap(), stats["bytes"].as_u64().unwrap());
+    assert!(held > 0 && held < 60 && bytes <= 8 * 1024, "held {held} entries in {bytes} bytes: {stats}");
+    assert_eq!(stats["dropped"].as_u64(), Some(60 - held), "{stats}");
+    // The newest are the ones kept, and the streamed answer is one whole JSON document.
+    let paths: Vec<&str> = entries(&answer).iter().filter_map(|e| e["path"].as_str()).collect();
+    assert_eq!(paths.len() as u64, held);
+    assert!(paths.last().is_some_and(|p| p.starts_with("/nothing/59/")), "{paths:?}");
+}
+
+#[tokio::test]
 async fn the_journal_keeps_the_newest_requests_up_to_its_capacity_and_can_be_cleared() {
     let config = ghl_mock::Config { journal_capacity: 3, ..ghl_mock::Config::default() };
     let world = fixture(&format!("  - {{name: A, owner: {{location: {LOC_A}}}, scopes: [contacts.readonly]}}"));
@@ -188,7 +209,12 @@ async fn the_journal_keeps_the_newest_requests_up_to_its_capacity_and_can_be_cle
     let answer = journal(&m, "").await;
     let indices: Vec<u64> = entries(&answer).iter().map(|e| e["index"].as_u64().unwrap()).collect();
     assert_eq!(indices, vec![3, 4, 5]);
-    assert_eq!(answer["journal"], json!({"capacity": 3, "held": 3, "dropped": 2, "recorded": 5}));
+    let stats = &answer["journal"];
+    assert_eq!(
+        (&stats["capacity"], &stats["held"], &stats["dropped"], &stats["recorded"]),
+        (&json!(3), &json!(3), &json!(2), &json!(5))
+    );
+    assert!(stats["bytes"].as_u64().is_some_and(|b| b > 0 && b <= stats["max_bytes"].as_u64().unwrap_or(0)), "{stats}");
     assert_eq!(report(&m).await.dropped, 2, "the report says what it could not see");
 
     let (status, body) = m.admin(Method::DELETE, "/journal", None).await;
