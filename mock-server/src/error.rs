@@ -43,6 +43,10 @@ pub enum ApiError {
     PayloadTooLarge {
         limit: usize,
     },
+    /// Headers larger in all than the documented bound (however they arrived).
+    HeadersTooLarge {
+        limit: usize,
+    },
     UnsupportedMediaType {
         content_type: String,
     },
@@ -81,6 +85,7 @@ impl ApiError {
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::MalformedBody { .. } => StatusCode::BAD_REQUEST,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -118,6 +123,9 @@ impl ApiError {
             }
             ApiError::PayloadTooLarge { limit } => {
                 json!({"statusCode": code, "message": format!("request entity too large (limit {limit} bytes)"), "error": "Payload Too Large"})
+            }
+            ApiError::HeadersTooLarge { limit } => {
+                json!({"statusCode": code, "message": format!("request headers too large (limit {limit} bytes)"), "error": "Request Header Fields Too Large"})
             }
             ApiError::MalformedBody { message } => {
                 json!({"statusCode": code, "message": message, "error": "Bad Request"})
@@ -166,6 +174,7 @@ impl std::fmt::Display for ApiError {
             ApiError::Unprocessable { messages } => write!(f, "invalid request: {}", messages.join("; ")),
             ApiError::BadRequest { message, .. } => f.write_str(message),
             ApiError::PayloadTooLarge { .. } => f.write_str("body too large"),
+            ApiError::HeadersTooLarge { .. } => f.write_str("headers too large"),
             ApiError::MalformedBody { message } => f.write_str(message),
             ApiError::RequestTimeout => f.write_str("body timed out"),
             ApiError::UnsupportedMediaType { .. } => f.write_str("unsupported media type"),

@@ -117,7 +117,7 @@ impl Refused {
             ApiError::Unprocessable { .. } => Refused::Validation,
             ApiError::BadRequest { .. } => Refused::BadRequest,
             ApiError::MalformedBody { .. } => Refused::MalformedBody,
-            ApiError::PayloadTooLarge { .. } => Refused::PayloadTooLarge,
+            ApiError::PayloadTooLarge { .. } | ApiError::HeadersTooLarge { .. } => Refused::PayloadTooLarge,
             ApiError::RequestTimeout => Refused::RequestTimeout,
             ApiError::UnsupportedMediaType { .. } => Refused::UnsupportedMediaType,
             ApiError::OAuth(_) => Refused::OAuth,

@@ -142,6 +142,12 @@ async fn answer(
     body_read: &mut bool,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
+    // The documented bound on headers, however they arrived: hyper's buffer
+    // bound catches headers trickled in, not a large block read at once.
+    let limit = mock.config.limits.max_header_bytes;
+    if parts.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum::<usize>() > limit {
+        return Err(ApiError::HeadersTooLarge { limit });
+    }
     let method = parts.method.clone();
     let path = parts.uri.path();
     let (index, raw_params) = match mock.spec.find_with(&method, path, mock.config.fidelity.case_insensitive_paths) {

@@ -768,6 +768,34 @@ fn random_extra_headers_never_get_a_5xx_and_the_server_keeps_serving() {
 // Named hostile cases
 
 #[test]
+fn headers_over_the_documented_64_kib_are_refused_with_431_even_when_sent_in_one_write() {
+    let h = Harness::start("header-bound");
+    let sized = |n: usize| {
+        let mut headers = authorised();
+        headers.push(header("X-Big", "v".repeat(n)));
+        Raw::get(&normal_path(), &headers)
+    };
+    let outcomes = h.client.block_on(async {
+        let over = tokio::time::timeout(HANG, exchange(&h.addr, &sized(100 * 1024).0)).await;
+        let under = tokio::time::timeout(HANG, exchange(&h.addr, &sized(60 * 1024).0)).await;
+        (over, under)
+    });
+    match outcomes.0 {
+        Ok(Ok(Outcome::Answered { status: 431, body, .. })) => {
+            let body: Value = serde_json::from_slice(&body).expect("a JSON body");
+            assert_eq!(body["message"], "request headers too large (limit 65536 bytes)", "{body}");
+        }
+        other => panic!("a 100 KB header in one write: {other:?}"),
+    }
+    assert!(
+        matches!(outcomes.1, Ok(Ok(Outcome::Answered { status: 200, .. }))),
+        "a 60 KB header is within the bound: {:?}",
+        outcomes.1
+    );
+    h.still_serving().unwrap();
+}
+
+#[test]
 fn huge_and_repeated_headers_never_get_a_5xx_and_the_server_keeps_serving() {
     let h = Harness::start("huge-headers");
     let big = "v".repeat(100 * 1024);
