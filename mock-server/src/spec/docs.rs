@@ -195,13 +195,36 @@ impl DocStore {
         let (file_part, fragment) = reference.split_once('#').unwrap_or((reference, ""));
         let target_file = self.resolve_key(file, file_part);
         let target = (target_file.clone(), fragment.to_string());
-        if stack.contains(&target) || stack.len() >= MAX_REF_DEPTH {
+        if stack.contains(&target) {
             self.warn_once(
                 warnings,
                 file,
                 pointer,
                 WarningKind::RefCycle,
                 format!("$ref '{reference}' refers back to itself; cut to an open schema there"),
+            );
+            return Value::Object(Default::default());
+        }
+        if stack.len() >= MAX_REF_DEPTH && self.leads_back(target.clone(), stack) {
+            self.warn_once(
+                warnings,
+                file,
+                pointer,
+                WarningKind::RefCycle,
+                format!("$ref '{reference}' is part of a cycle of more than {MAX_REF_DEPTH} references; cut to an open schema there"),
+            );
+            return Value::Object(Default::default());
+        }
+        if stack.len() >= MAX_REF_DEPTH {
+            self.warn_once(
+                warnings,
+                file,
+                pointer,
+                WarningKind::RefTooDeep,
+                format!(
+                    "$ref '{reference}' ends a chain of more than {MAX_REF_DEPTH} nested references; \
+                     cut to an open schema there"
+                ),
             );
             return Value::Object(Default::default());
         }
@@ -243,6 +266,27 @@ impl DocStore {
         stack.pop();
         self.inlined.insert(target, (resolved.clone(), before - self.budget));
         resolved
+    }
+
+    /// Whether following plain `$ref` hops from `at` (schemas that are only a
+    /// reference) comes back to one already on `stack` or met on the way:
+    /// a cycle longer than the depth bound, told from a merely long chain.
+    fn leads_back(&mut self, mut at: (String, String), stack: &[(String, String)]) -> bool {
+        const MAX_HOPS: usize = 100_000;
+        let mut seen: std::collections::HashSet<(String, String)> = stack.iter().cloned().collect();
+        for _ in 0..MAX_HOPS {
+            if !seen.insert(at.clone()) {
+                return true;
+            }
+            let next = match self.get(&at.0) {
+                Ok(doc) => lookup(doc, &at.1).and_then(|v| v.get("$ref")).and_then(Value::as_str).map(str::to_string),
+                Err(_) => None,
+            };
+            let Some(next) = next else { return false };
+            let (file_part, fragment) = next.split_once('#').unwrap_or((&next, ""));
+            at = (self.resolve_key(&at.0, file_part), fragment.to_string());
+        }
+        false
     }
 
     /// The inlining budget is spent: the rest is cut, with one warning per file.
@@ -350,6 +394,25 @@ mod tests {
         assert_eq!(warnings.len(), 1);
         assert_eq!(warnings[0].file, "loop.json");
         assert_eq!(warnings[0].kind, WarningKind::RefCycle);
+    }
+
+    #[test]
+    fn a_long_chain_of_references_without_a_cycle_is_cut_as_too_deep_not_as_a_cycle() {
+        let schemas: Vec<String> =
+            (0..10_000).map(|i| format!(r##""S{i}": {{"$ref": "#/components/schemas/S{}"}}"##, i + 1)).collect();
+        let text = format!(
+            r##"{{"components": {{"schemas": {{{}, "S10000": {{"type": "string"}}}}}}, "root": {{"$ref": "#/components/schemas/S0"}}}}"##,
+            schemas.join(", ")
+        );
+        let files: &'static [(&'static str, &'static str)] =
+            Box::leak(vec![("chain.json", &*Box::leak(text.into_boxed_str()))].into_boxed_slice());
+        let mut store = DocStore::new(Source::Embedded(files));
+        let mut warnings = Vec::new();
+        let doc = store.get("chain.json").cloned().unwrap();
+        store.inline("chain.json", &doc["root"], "/root", &mut warnings);
+        let kinds: Vec<WarningKind> = warnings.iter().map(|w| w.kind).collect();
+        assert!(kinds.contains(&WarningKind::RefTooDeep), "{warnings:?}");
+        assert!(!kinds.contains(&WarningKind::RefCycle), "no cycle is reported where there is none: {warnings:?}");
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub static EMBEDDED: &[(&str, &str)] = &[
 pub enum WarningKind {
     UnresolvedRef,
     RefCycle,
+    /// References that refer on and on without a cycle, past the depth bound.
+    RefTooDeep,
     BadSchema,
     UndeclaredPathParam,
     BadParameter,
