@@ -144,21 +144,37 @@ fn http(
 }
 
 /// Starts a server and waits for its first answer; returns it and how long that took.
-fn start(mut command: Command, port: u16, probe: &str) -> Result<(Server, Duration), String> {
-    let started = Instant::now();
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {command:?}: {e}"))?;
-    let server = Server { child, port };
-    while started.elapsed() < Duration::from_secs(30) {
-        if http(port, "GET", probe, &[], None).is_ok() {
-            return Ok((server, started.elapsed()));
+/// Starts the server `make` builds for a free port and waits for `probe` to
+/// answer. A port found free can be taken before the server binds it (a
+/// client's ephemeral port): a server that exits at once is started again
+/// on another port.
+fn start(make: impl Fn(u16) -> Command, probe: &str) -> Result<(Server, Duration), String> {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let port = free_port()?;
+        let mut command = make(port);
+        let started = Instant::now();
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {command:?}: {e}"))?;
+        let mut server = Server { child, port };
+        while started.elapsed() < Duration::from_secs(30) {
+            if http(port, "GET", probe, &[], None).is_ok() {
+                return Ok((server, started.elapsed()));
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                last = format!("{command:?} exited at once ({status}): port {port} taken?");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
         }
-        std::thread::sleep(Duration::from_millis(2));
+        if last.is_empty() {
+            return Err(format!("{command:?} did not answer within 30 s"));
+        }
     }
-    Err(format!("{command:?} did not answer within 30 s"))
+    Err(last)
 }
 
 fn ensure_wrk() -> Result<(), String> {
@@ -383,8 +399,8 @@ fn run() -> Result<bool, String> {
         c.env("GHL_MOCK_LOG", "warn");
         c
     };
-    let port = free_port()?;
-    let (mock, startup) = start(mock_command(port, &[]), port, "/__admin/health")?;
+    let (mock, startup) = start(|p| mock_command(p, &[]), "/__admin/health")?;
+    let port = mock.port;
     let rss_start = mock.rss_kib();
     println!(
         "ghl-mock: {files} spec files, start-up to first answer {:.0} ms, RSS {:.1} MiB",
@@ -408,10 +424,12 @@ fn run() -> Result<bool, String> {
     let (_, got) = http(port, "GET", &contact_path, &auth, None)?;
     let body_size = got.len();
 
-    let base_port = free_port()?;
-    let mut baseline_command = Command::new(bin_dir.join("baseline"));
-    baseline_command.arg(base_port.to_string()).arg(body_size.to_string());
-    let (baseline, _) = start(baseline_command, base_port, "/")?;
+    let baseline_command = |p: u16| {
+        let mut c = Command::new(bin_dir.join("baseline"));
+        c.arg(p.to_string()).arg(body_size.to_string());
+        c
+    };
+    let (baseline, _) = start(baseline_command, "/")?;
 
     // Scripts: unique emails per wrk thread for creation; a round robin over the mix.
     let create_lua = work.join("create.lua");
@@ -479,8 +497,8 @@ end
     // that drift of this machine over the run does not pass for the
     // limiter's cost.
     let fresh = |extra: &'static [&'static str]| -> Result<(Server, String), String> {
-        let p = free_port()?;
-        let (server, _) = start(mock_command(p, extra), p, "/__admin/health")?;
+        let (server, _) = start(|p| mock_command(p, extra), "/__admin/health")?;
+        let p = server.port;
         let (_, created) = http(
             p,
             "POST",
@@ -521,8 +539,8 @@ end
     // Soak: a fresh mock, a million requests of scenario (a), memory before and after.
     let mut soak = None;
     if o.soak_requests > 0 {
-        let soak_port = free_port()?;
-        let (server, _) = start(mock_command(soak_port, &[]), soak_port, "/__admin/health")?;
+        let (server, _) = start(|p| mock_command(p, &[]), "/__admin/health")?;
+        let soak_port = server.port;
         let (_, created) = http(
             soak_port,
             "POST",
