@@ -62,10 +62,11 @@ pub fn request(
     finish(messages)
 }
 
-/// The properties an object schema names (its `allOf` parts' too), or None
-/// when it may hold any (no `properties`, `additionalProperties` allowed,
-/// `patternProperties`, or `anyOf`/`oneOf` whose choice is not known here).
-fn named_properties(schema: &Value) -> Option<Map<String, Value>> {
+/// The property maps an object schema names (its own, then its `allOf`
+/// parts'), or None when it may hold any (no `properties`,
+/// `additionalProperties` allowed, `patternProperties`, or `anyOf`/`oneOf`
+/// whose choice is not known here). Borrowed: this runs on every body.
+fn named_properties(schema: &Value) -> Option<Vec<&Map<String, Value>>> {
     let map = schema.as_object()?;
     if map.contains_key("anyOf") || map.contains_key("oneOf") || map.contains_key("patternProperties") {
         return None;
@@ -73,7 +74,7 @@ fn named_properties(schema: &Value) -> Option<Map<String, Value>> {
     if map.get("additionalProperties").is_some_and(|a| a != &Value::Bool(false)) {
         return None;
     }
-    let mut named = map.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut named: Vec<&Map<String, Value>> = map.get("properties").and_then(Value::as_object).into_iter().collect();
     for part in map.get("allOf").and_then(Value::as_array).into_iter().flatten() {
         named.extend(named_properties(part)?);
     }
@@ -81,7 +82,7 @@ fn named_properties(schema: &Value) -> Option<Map<String, Value>> {
     // such as the contact search's), not one that takes nothing; only
     // `additionalProperties: false` says that.
     let closed = map.get("additionalProperties") == Some(&Value::Bool(false));
-    (!named.is_empty() || closed).then_some(named)
+    (named.iter().any(|m| !m.is_empty()) || closed).then_some(named)
 }
 
 /// `property X should not exist`, one message per body property the schema
@@ -93,7 +94,8 @@ pub fn unknown_properties(schema: &Value, instance: &Value, prefix: &str, out: &
         Value::Object(fields) => {
             let Some(named) = named_properties(schema) else { return };
             for (key, value) in fields {
-                match named.get(key) {
+                // The last part naming it decides, as one merged map would.
+                match named.iter().rev().find_map(|m| m.get(key)) {
                     Some(inner) => unknown_properties(inner, value, &at(key), out),
                     None if prefix.is_empty() => out.push(format!("property {key} should not exist")),
                     None => out.push(format!("{prefix}.property {key} should not exist")),
