@@ -64,10 +64,11 @@ enum Ids {
 }
 
 impl Ids {
-    fn iter(&self) -> Box<dyn Iterator<Item = &String> + '_> {
+    /// The first id other than `except`.
+    fn other_than(&self, except: Option<&str>) -> Option<&String> {
         match self {
-            Ids::One(id) => Box::new(std::iter::once(id)),
-            Ids::Many(ids) => Box::new(ids.iter()),
+            Ids::One(id) => Some(id).filter(|id| Some(id.as_str()) != except),
+            Ids::Many(ids) => ids.iter().find(|id| Some(id.as_str()) != except),
         }
     }
 
@@ -148,7 +149,7 @@ impl Shard {
         let place = self.places.get(location)?;
         keys.iter().find_map(|key| {
             let ids = place.index.get(key)?;
-            ids.iter().find(|id| Some(id.as_str()) != except).map(|id| (id.clone(), key.clone()))
+            ids.other_than(except).map(|id| (id.clone(), key.clone()))
         })
     }
 

@@ -65,9 +65,7 @@ impl<V> Split<V> {
 
     /// The value at `key`, made with `make` when there is none.
     pub fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> V) -> &mut V {
-        self.table(key);
-        let i = self.part(key);
-        self.parts[i].entry(key.to_string()).or_insert_with(make)
+        self.table(key).entry(key.to_string()).or_insert_with(make)
     }
 
     pub fn remove(&mut self, key: &str) -> Option<V> {
