@@ -76,7 +76,7 @@ pub fn prepare(op: &Operation, binding: &Binding) -> Option<Arc<Direct>> {
     // The default answer, as an answer is sent, must be valid around any
     // valid record: checked with the default record in place.
     let mut sample = Vec::new();
-    let frame = Framed { frame: &binding.frame, path: &binding.single, record: None, trace_id: SAMPLE_TRACE };
+    let frame = At::root(&binding.frame, &binding.single, None, SAMPLE_TRACE);
     serde_json::to_writer(&mut sample, &frame).ok()?;
     let sample: Value = serde_json::from_slice(&sample).ok()?;
     if !full.is_valid(&sample) {
@@ -96,79 +96,64 @@ impl Direct {
         if !self.item.is_valid(record) {
             return None;
         }
-        let view = Framed { frame: &binding.frame, path: &binding.single, record: Some(record), trace_id };
+        let view = At::root(&binding.frame, &binding.single, Some(record), trace_id);
         serde_json::to_vec(&view).ok()
     }
 }
 
-/// The default answer with `record` at `path`, written out with the answer's
-/// success flags set and its trace id echoed (as [`super::framed`] does).
-struct Framed<'a> {
-    frame: &'a Value,
+/// `value` (at the root, the default answer) with `record` at the end of
+/// `path`; at the root (`trace_id` given) the success flags set and the
+/// trace id echoed, as [`super::framed`] does.
+struct At<'a> {
+    value: &'a Value,
     path: &'a [String],
     /// None: the default record stays.
     record: Option<&'a Value>,
-    trace_id: &'a str,
+    trace_id: Option<&'a str>,
 }
 
-impl Serialize for Framed<'_> {
+impl<'a> At<'a> {
+    fn root(frame: &'a Value, path: &'a [String], record: Option<&'a Value>, trace_id: &'a str) -> Self {
+        At { value: frame, path, record, trace_id: Some(trace_id) }
+    }
+}
+
+impl Serialize for At<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let root = match (self.path.is_empty(), self.record) {
-            (true, Some(record)) => record,
-            _ => self.frame,
+        static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+        let split = self.path.split_first();
+        let here = match (split, self.record) {
+            (None, Some(record)) => record,
+            _ => self.value,
         };
-        let Value::Object(map) = root else { return root.serialize(s) };
-        let mut out = s.serialize_map(Some(map.len() + 1))?;
-        let (key, rest) = match self.path.split_first() {
+        let map = match here {
+            Value::Object(map) if split.is_some() || self.trace_id.is_some() => map,
+            // The end of the path, or a root that is no object: as it is.
+            _ if split.is_none() || self.trace_id.is_some() => return here.serialize(s),
+            // On the way to the record where the frame holds no object: one is made.
+            _ => &EMPTY,
+        };
+        let (key, rest) = match split {
             Some((key, rest)) => (Some(key), rest),
             None => (None, self.path),
         };
+        let below = |value| At { value, path: rest, record: self.record, trace_id: None };
+        let mut out = s.serialize_map(Some(map.len() + 1))?;
         let mut placed = false;
         for (k, v) in map {
-            if Some(k) == key && !placed {
+            if Some(k) == key {
                 placed = true;
-                out.serialize_entry(k, &Inner { value: v, path: rest, record: self.record })?;
+                out.serialize_entry(k, &below(v))?;
                 continue;
             }
-            match (k.as_str(), v) {
-                ("succeded" | "succeeded" | "success", Value::Bool(_)) => out.serialize_entry(k, &true)?,
-                ("traceId", Value::String(_)) => out.serialize_entry(k, self.trace_id)?,
+            match (self.trace_id, k.as_str(), v) {
+                (Some(_), "succeded" | "succeeded" | "success", Value::Bool(_)) => out.serialize_entry(k, &true)?,
+                (Some(trace_id), "traceId", Value::String(_)) => out.serialize_entry(k, trace_id)?,
                 _ => out.serialize_entry(k, v)?,
             }
         }
         if let (Some(key), false) = (key, placed) {
-            out.serialize_entry(key, &Inner { value: &Value::Null, path: rest, record: self.record })?;
-        }
-        out.end()
-    }
-}
-
-/// Below the root: the frame's values as they are, the record at the end of the path.
-struct Inner<'a> {
-    value: &'a Value,
-    path: &'a [String],
-    record: Option<&'a Value>,
-}
-
-impl Serialize for Inner<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Some((key, rest)) = self.path.split_first() else {
-            return self.record.unwrap_or(self.value).serialize(s);
-        };
-        static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
-        let map = self.value.as_object().unwrap_or(&EMPTY);
-        let mut out = s.serialize_map(Some(map.len() + 1))?;
-        let mut placed = false;
-        for (k, v) in map {
-            if k == key && !placed {
-                placed = true;
-                out.serialize_entry(k, &Inner { value: v, path: rest, record: self.record })?;
-            } else {
-                out.serialize_entry(k, v)?;
-            }
-        }
-        if !placed {
-            out.serialize_entry(key, &Inner { value: &Value::Null, path: rest, record: self.record })?;
+            out.serialize_entry(key, &below(&Value::Null))?;
         }
         out.end()
     }
