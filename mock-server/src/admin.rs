@@ -302,7 +302,7 @@ async fn create(State(mock): State<Shared>, body: Bytes) -> Answer {
         .map_err(|e| world_refusal(&mock, e))?;
     let view = view_of(&mock, &id).await?;
     tracing::info!(integration = %id, token = %view.token_fingerprint, "private integration created");
-    mock.tokens_changed(&[(&id, &req.name, &token)]);
+    mock.tokens_changed(&[(&id, &token)]);
     Ok((StatusCode::CREATED, Json(json!({"integration": view, "token": token}))).into_response())
 }
 
@@ -360,7 +360,7 @@ async fn rotate(State(mock): State<Shared>, Path(id): Path<String>, body: Bytes)
         .map_err(|e| world_refusal(&mock, e))?;
     let view = view_of(&mock, &id).await?;
     tracing::info!(integration = %id, token = %view.token_fingerprint, grace, "private integration rotated");
-    mock.tokens_changed(&[(&id, &view.name, &token)]);
+    mock.tokens_changed(&[(&id, &token)]);
     ok(json!({"integration": view, "token": token}))
 }
 

@@ -210,7 +210,7 @@ impl Mock {
         }
         if let Some(file) = &mock.tokens_file {
             for t in &tokens {
-                file.issued(&t.integration_id, &t.name, &t.token);
+                file.issued(&t.integration_id, &t.token);
             }
             file.write(&mock.memory.world_now()).map_err(|e| StartError::State(format!("tokens file: {e}")))?;
         }
@@ -285,20 +285,19 @@ impl Mock {
         if let Some(file) = &self.tokens_file {
             file.clear();
         }
-        let issued: Vec<(&str, &str, &str)> =
-            tokens.iter().map(|t| (t.integration_id.as_str(), t.name.as_str(), t.token.as_str())).collect();
+        let issued: Vec<(&str, &str)> = tokens.iter().map(|t| (t.integration_id.as_str(), t.token.as_str())).collect();
         self.tokens_changed(&issued);
         Ok(tokens)
     }
 
-    /// Tells `--tokens-file` of tokens issued (integration id, name, token) and
+    /// Tells `--tokens-file` of tokens issued (integration id, token) and
     /// rewrites it for the world as it stands (a withdrawn or deleted token
     /// leaves it). A file that cannot be written is logged, not an error of
     /// the call that changed the tokens.
-    pub fn tokens_changed(&self, issued: &[(&str, &str, &str)]) {
+    pub fn tokens_changed(&self, issued: &[(&str, &str)]) {
         let Some(file) = &self.tokens_file else { return };
-        for (id, name, token) in issued {
-            file.issued(id, name, token);
+        for (id, token) in issued {
+            file.issued(id, token);
         }
         if let Err(e) = file.write(&self.memory.world_now()) {
             tracing::error!("cannot write the tokens file: {e}");

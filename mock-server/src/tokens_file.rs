@@ -20,27 +20,28 @@ use crate::world::World;
 
 pub struct TokensFile {
     path: PathBuf,
-    /// Integration id → (name, its tokens known in clear, newest last): a
-    /// cancelled rotation makes the one before current again.
-    known: Mutex<BTreeMap<String, (String, Vec<String>)>>,
+    known: Mutex<Known>,
+}
+
+#[derive(Default)]
+struct Known {
+    /// Integration id → its tokens known in clear, newest last (a cancelled
+    /// rotation makes the one before current again).
+    by_id: BTreeMap<String, Vec<String>>,
+    /// Tokens read from the file of an earlier run, filed under their
+    /// integration at the next write, when the world can say whose they are.
+    read_back: Vec<String>,
 }
 
 impl TokensFile {
     /// The file at `path`, with the tokens it already holds (from an earlier
     /// run); none when it does not exist yet.
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let mut known = BTreeMap::new();
+        let mut known = Known::default();
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                for (i, line) in text.lines().enumerate() {
-                    // A line the mock did not write is kept out, not guessed at.
-                    if let Some((name, token)) = line.split_once('=') {
-                        if !name.starts_with('#') {
-                            known
-                                .insert(format!("line {i}"), (name.trim().to_string(), vec![token.trim().to_string()]));
-                        }
-                    }
-                }
+                let lines = text.lines().filter(|l| !l.starts_with('#'));
+                known.read_back = lines.filter_map(|l| l.split_once('=')).map(|(_, t)| t.trim().to_string()).collect();
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -48,48 +49,43 @@ impl TokensFile {
         Ok(Self { path: path.to_path_buf(), known: Mutex::new(known) })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (String, Vec<String>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Known> {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A token issued for integration `id` (created, rotated, from the fixture).
-    pub fn issued(&self, id: &str, name: &str, token: &str) {
+    pub fn issued(&self, id: &str, token: &str) {
         let mut known = self.lock();
-        let entry = known.entry(id.to_string()).or_insert_with(|| (name.to_string(), Vec::new()));
-        entry.0 = name.to_string();
-        entry.1.retain(|t| t != token);
-        entry.1.push(token.to_string());
+        let tokens = known.by_id.entry(id.to_string()).or_default();
+        tokens.retain(|t| t != token);
+        tokens.push(token.to_string());
     }
 
     /// Forgets every token (a reset issues new ones).
     pub fn clear(&self) {
-        self.lock().clear();
+        *self.lock() = Known::default();
     }
 
-    /// Writes the file: the tokens that are their integration's current
-    /// token in `world`, one `NAME=token` line each.
+    /// Writes the file: each integration's current token in `world`, under
+    /// the integration's name as it stands, one `NAME=token` line each.
     pub fn write(&self, world: &World) -> std::io::Result<()> {
         let mut lines: Vec<(String, String, String)> = Vec::new();
         {
             let mut known = self.lock();
-            // Lines read from an earlier run are filed under their integration now.
-            let read: Vec<String> = known.keys().filter(|k| k.starts_with("line ")).cloned().collect();
-            for key in read {
-                let Some((name, tokens)) = known.remove(&key) else { continue };
-                for token in tokens {
-                    if let Some(id) = world.current_token_of(&token) {
-                        known.entry(id).or_insert_with(|| (name.clone(), vec![token.clone()]));
-                    }
+            for token in std::mem::take(&mut known.read_back) {
+                if let Some(id) = world.current_token_of(&token) {
+                    known.by_id.entry(id).or_insert_with(|| vec![token]);
                 }
             }
-            known.retain(|_, (_, tokens)| tokens.iter().any(|t| world.current_token_of(t).is_some()));
-            for (id, (name, tokens)) in known.iter() {
-                if let Some(current) = tokens.iter().rev().find(|t| world.current_token_of(t).is_some()) {
-                    // The integration's own name, as it stands (a line read back holds only the variable).
-                    let name = world.integration(id).map(|pi| pi.name.clone()).unwrap_or_else(|_| name.clone());
-                    lines.push((id.clone(), name, current.clone()));
+            known.by_id.retain(|id, tokens| {
+                let Some(current) = tokens.iter().rev().find(|t| world.current_token_of(t).is_some()) else {
+                    return false;
+                };
+                if let Ok(pi) = world.integration(id) {
+                    lines.push((id.clone(), pi.name.clone(), current.clone()));
                 }
-            }
+                true
+            });
         }
         let mut taken: BTreeMap<String, usize> = BTreeMap::new();
         let mut text = String::from("# ghl-mock: the current token of each private integration (source this file)\n");
