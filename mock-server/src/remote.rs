@@ -107,36 +107,16 @@ pub enum ClockCmd {
 pub enum OAuthCmd {
     /// Issue an authorization code, as if a user approved an install.
     Code {
-        /// The OAuth app's client id (from the fixture's `oauth_apps`).
-        #[arg(long)]
-        client_id: String,
-        /// The location that approved the install; or --company.
-        #[arg(long, conflicts_with = "company", required_unless_present = "company")]
-        location: Option<String>,
-        /// The company (agency) that approved the install; or --location.
-        #[arg(long)]
-        company: Option<String>,
-        /// Scopes granted, comma-separated (default: all of the app's).
-        #[arg(long, value_delimiter = ',')]
-        scopes: Option<Vec<String>>,
+        #[command(flatten)]
+        approval: Approval,
     },
     /// Install an app on a location or company: sends INSTALL, prints the install and a code.
     Install {
-        /// The OAuth app's client id.
-        #[arg(long)]
-        client_id: String,
-        /// Install on this location; or --company.
-        #[arg(long, conflicts_with = "company", required_unless_present = "company")]
-        location: Option<String>,
-        /// Install on this company (agency); or --location.
-        #[arg(long)]
-        company: Option<String>,
+        #[command(flatten)]
+        approval: Approval,
         /// With --company: also install on these locations (a bulk install; one INSTALL each).
         #[arg(long, value_delimiter = ',')]
         locations: Vec<String>,
-        /// Scopes granted, comma-separated (default: all of the app's).
-        #[arg(long, value_delimiter = ',')]
-        scopes: Option<Vec<String>>,
     },
     /// List the installs.
     Installs,
@@ -306,6 +286,23 @@ pub enum LimitsCmd {
     },
 }
 
+/// Who approves an app's install, and what it grants (`oauth code` and `oauth install`).
+#[derive(Args)]
+pub struct Approval {
+    /// The OAuth app's client id (from the fixture's `oauth_apps`).
+    #[arg(long)]
+    client_id: String,
+    /// The location that approves the install; or --company.
+    #[arg(long, conflicts_with = "company", required_unless_present = "company")]
+    location: Option<String>,
+    /// The company (agency) that approves the install; or --location.
+    #[arg(long)]
+    company: Option<String>,
+    /// Scopes granted, comma-separated (default: all of the app's).
+    #[arg(long, value_delimiter = ',')]
+    scopes: Option<Vec<String>>,
+}
+
 fn owner(location: Option<String>, company: Option<String>) -> Value {
     match (location, company) {
         (Some(l), _) => json!({"location": l}),
@@ -441,14 +438,14 @@ fn utf8_percent_encode(segment: &str) -> String {
 impl OAuthCmd {
     fn request(self) -> (reqwest::Method, String, Option<Value>) {
         match self {
-            OAuthCmd::Code { client_id, location, company, scopes } => {
+            OAuthCmd::Code { approval: Approval { client_id, location, company, scopes } } => {
                 let mut body = json!({"client_id": client_id, "owner": owner(location, company)});
                 if let Some(s) = scopes {
                     body["scopes"] = s.into();
                 }
                 (reqwest::Method::POST, "/oauth/codes".into(), Some(body))
             }
-            OAuthCmd::Install { client_id, location, company, locations, scopes } => {
+            OAuthCmd::Install { approval: Approval { client_id, location, company, scopes }, locations } => {
                 let mut body = json!({"client_id": client_id});
                 if let Some(l) = location {
                     body["location"] = l.into();
