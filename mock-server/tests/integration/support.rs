@@ -275,21 +275,26 @@ pub async fn oauth_tokens(m: &TestMock, owner: Value, scopes: &[&str]) -> Value 
         .await;
     assert_eq!(status, 201, "{body}");
     let code = body["code"].as_str().expect("a code");
+    let (status, tokens) = exchange_code(m, "test-client", "test-secret", code).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens
+}
+
+/// `POST /oauth/token` with `grant_type=authorization_code`: status and answer.
+pub async fn exchange_code(m: &TestMock, client_id: &str, client_secret: &str, code: &str) -> (u16, Value) {
     let response = m
         .http
         .post(format!("{}/oauth/token", m.url))
         .form(&[
-            ("client_id", "test-client"),
-            ("client_secret", "test-secret"),
+            ("client_id", client_id),
+            ("client_secret", client_secret),
             ("grant_type", "authorization_code"),
             ("code", code),
         ])
         .send()
         .await
         .expect("token request");
-    let (status, tokens) = read(response).await;
-    assert_eq!(status, 200, "{tokens}");
-    tokens
+    read(response).await
 }
 
 /// Records a body may have to name (a pipeline with a stage, a calendar, a

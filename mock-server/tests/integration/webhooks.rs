@@ -301,19 +301,7 @@ async fn install_and_uninstall_on_the_control_plane_send_install_and_uninstall_t
     assert_eq!(install["companyName"], "Test Agency");
 
     // The install is real: its code gives a location token.
-    let response = m
-        .http
-        .post(format!("{}/oauth/token", m.url))
-        .form(&[
-            ("client_id", APP),
-            ("client_secret", "s3cret"),
-            ("grant_type", "authorization_code"),
-            ("code", installed["code"].as_str().unwrap()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let (status, tokens) = read(response).await;
+    let (status, tokens) = exchange_code(&m, APP, "s3cret", installed["code"].as_str().unwrap()).await;
     assert_eq!((status, tokens["locationId"].as_str()), (200, Some(LOC_A)), "{tokens}");
 
     create_contact(&m, "a", LOC_A, "before@example.com").await;
@@ -669,19 +657,7 @@ async fn a_bulk_install_sends_one_install_per_location_and_its_agency_token_mint
     assert!(got.iter().all(|g| g["type"] == "INSTALL" && g["companyId"] == COMPANY));
 
     // What the official SDKs do with a location INSTALL: the agency token mints the location's token.
-    let response = m
-        .http
-        .post(format!("{}/oauth/token", m.url))
-        .form(&[
-            ("client_id", APP),
-            ("client_secret", "s3cret"),
-            ("grant_type", "authorization_code"),
-            ("code", installed["code"].as_str().unwrap()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let (status, agency) = read(response).await;
+    let (status, agency) = exchange_code(&m, APP, "s3cret", installed["code"].as_str().unwrap()).await;
     assert_eq!((status, agency["userType"].as_str()), (200, Some("Company")), "{agency}");
     let response = m
         .http
