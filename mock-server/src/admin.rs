@@ -174,6 +174,11 @@ async fn guard(State(mock): State<Shared>, request: Request, next: Next) -> Resp
         )
         .into_response();
     }
+    // Issue 12: on a shared store, what another replica changed (the clock,
+    // the world, the rules) is seen here as well.
+    if let Err(e) = mock.sync().await {
+        return unavailable(&mock, e).into_response();
+    }
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
 }
 
@@ -411,12 +416,7 @@ async fn set_clock(State(mock): State<Shared>, body: Bytes) -> Answer {
     if req.now_ms.is_some_and(|n| n < 0) {
         return Err(refuse(&mock, StatusCode::BAD_REQUEST, "`now_ms` must not be negative"));
     }
-    if let Some(frozen) = req.frozen {
-        mock.clock.set_frozen(frozen);
-    }
-    if let Some(at) = req.now_ms {
-        mock.clock.set_ms(at);
-    }
+    mock.clocks.set(req.frozen, req.now_ms).await.map_err(|e| unavailable(&mock, e.into()))?;
     mock.webhooks.wake(); // issue 13
     ok(clock_view(&mock))
 }
@@ -431,7 +431,7 @@ struct Advance {
 async fn advance_clock(State(mock): State<Shared>, body: Bytes) -> Answer {
     let req: Advance = parse(&mock, &body)?;
     let ms = crate::clock::parse_duration_ms(&req.by).map_err(|e| refuse(&mock, StatusCode::BAD_REQUEST, e))?;
-    mock.clock.advance_ms(ms);
+    mock.clocks.advance(ms).await.map_err(|e| unavailable(&mock, e.into()))?;
     mock.webhooks.wake(); // issue 13: due retries go out at once
     ok(clock_view(&mock))
 }

@@ -42,12 +42,12 @@ fn system_ms() -> i64 {
 impl Clock {
     /// Follows the system clock.
     pub fn system() -> Self {
-        Self::from_source(Arc::new(LocalTime { frozen: AtomicBool::new(false), millis: AtomicI64::new(0) }))
+        Self::from_source(LocalTime::new(false, 0))
     }
 
     /// Stands still at `at_ms` (milliseconds since the Unix epoch) until moved.
     pub fn frozen(at_ms: i64) -> Self {
-        Self::from_source(Arc::new(LocalTime { frozen: AtomicBool::new(true), millis: AtomicI64::new(at_ms) }))
+        Self::from_source(LocalTime::new(true, at_ms))
     }
 
     /// Stands still at the current system time.
@@ -88,6 +88,31 @@ impl Clock {
     pub fn set_frozen(&self, frozen: bool) {
         self.source.set_frozen(frozen);
     }
+}
+
+impl LocalTime {
+    /// A source in a given state: frozen at `millis`, or running at an
+    /// offset of `millis` from the system time.
+    pub fn new(frozen: bool, millis: i64) -> Arc<Self> {
+        Arc::new(Self { frozen: AtomicBool::new(frozen), millis: AtomicI64::new(millis) })
+    }
+
+    /// The state as stored: (frozen, the time when frozen or the offset when running).
+    pub fn raw(&self) -> (bool, i64) {
+        (self.frozen.load(Ordering::Acquire), self.millis.load(Ordering::Acquire))
+    }
+
+    /// Takes on a stored state (a shared store's copy, read each request).
+    pub fn load(&self, frozen: bool, millis: i64) {
+        self.frozen.store(frozen, Ordering::Release);
+        self.millis.store(millis, Ordering::Release);
+    }
+}
+
+/// The system time in milliseconds since the Unix epoch (for a shared
+/// store's clock scripts, which turn a time into an offset).
+pub fn system_now_ms() -> i64 {
+    system_ms()
 }
 
 impl TimeSource for LocalTime {

@@ -160,13 +160,15 @@ pub enum Broken {
     Abandoned,
 }
 
-/// One API request as the journal keeps it.
-#[derive(Debug, Clone, PartialEq)]
+/// One API request as the journal keeps it (serialized only by a shared
+/// store, which keeps the journal of every replica).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     /// Monotonic over the mock's life; clearing the journal does not restart it.
     pub index: u64,
     /// When the request arrived, on the mock's clock.
     pub at_ms: i64,
+    #[serde(with = "method_text")]
     pub method: Method,
     /// The path without its query string.
     pub path: String,
@@ -227,6 +229,20 @@ impl Entry {
     /// It got as far as the rate limiter (admitted or refused there).
     pub fn reached_rate_limit(&self) -> bool {
         self.rate.is_some() && self.refused.is_none_or(|r| !r.is_before_rate_limit())
+    }
+}
+
+mod method_text {
+    use axum::http::Method;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(method: &Method, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(method.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Method, D::Error> {
+        let text = String::deserialize(d)?;
+        Method::from_bytes(text.as_bytes()).map_err(serde::de::Error::custom)
     }
 }
 
@@ -416,7 +432,7 @@ pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 impl Entry {
     /// About how many bytes the entry holds in memory.
-    fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         std::mem::size_of::<Entry>()
             + self.path.len()
             + self.token.len()

@@ -78,8 +78,13 @@ pub struct Mock {
     pub scenarios: Arc<dyn state::Scenarios>,
     /// Issue 8: the newest API requests, for `/__admin/journal` and the report.
     pub journal: Arc<dyn state::Journals>,
+    /// Changes to the clock (shared by replicas on a shared store).
+    pub clocks: Arc<dyn state::Clocks>,
     /// Issue 13: the webhook outbox, key and sender.
     pub webhooks: webhooks::Webhooks,
+    /// Issue 12: `--store redis://…`, the store every replica shares.
+    #[cfg(feature = "redis-store")]
+    shared: Option<Arc<state::redis::Store>>,
     /// `--tokens-file PATH`: the current tokens, for a CI job to source.
     tokens_file: Option<tokens_file::TokensFile>,
 }
@@ -107,33 +112,8 @@ impl Mock {
         clock: Clock,
         fixture: Option<(String, Fixture)>,
     ) -> Result<Started, StartError> {
-        let known_scopes: BTreeSet<String> = spec.scopes().into_iter().map(str::to_string).collect();
-        let strict = fixture.is_some();
-        let fixture = match fixture {
-            Some(f) => f,
-            None => ("(embedded default fixture)".to_string(), fixture::parse("default.yaml", fixture::DEFAULT)?),
-        };
-        let mut rng = fastrand::Rng::new();
-        let config_rate = config.fidelity.rate.clone();
-        let (mut world, mut tokens) =
-            fixture::build(&fixture.0, &fixture.1, strict.then_some(&known_scopes), &mut rng)?;
-        let most = config.fidelity.sandbox_max_locations;
-        for company in world.companies().filter(|c| c.environment == world::Environment::Sandbox) {
-            let held = world.locations().filter(|l| l.company_id == company.id).count();
-            if most > 0 && held > most {
-                return Err(StartError::Fixture(fixture::FixtureError::World {
-                    file: fixture.0.clone(),
-                    source: world::WorldError::Invalid(format!(
-                        "the sandbox company {} holds {held} locations; a HighLevel sandbox holds at most {most} \
-                         (fidelity setting sandbox_max_locations)",
-                        company.id
-                    )),
-                }));
-            }
-        }
-        let bounds =
-            state::Bounds { max_records: config.limits.max_records, max_bytes: config.limits.max_record_bytes };
-        let memory = Arc::new(Memory::new(bounds, World::default()));
+        let mut prepared = Prepared::new(&spec, &config, fixture)?;
+        let memory = Arc::new(Memory::new(prepared.bounds(&config), World::default()));
         // A saved state wins over the fixture; the fixture stays for `reset`.
         let mut restored = false;
         if let Some(path) = &config.state_file {
@@ -142,55 +122,31 @@ impl Mock {
             if saved.world.is_some() || !saved.entries.is_empty() {
                 restored = true;
                 if let Some(w) = saved.world {
-                    world = w;
+                    prepared.world = w;
                 }
-                tokens.clear();
+                prepared.tokens.clear();
                 for entry in &saved.entries {
                     memory.replay(entry).map_err(|e| StartError::State(format!("{}: {e}", path.display())))?;
                 }
             }
         }
-        memory.replace_world(world);
-        let limiter = limits::Limiter::new(config_rate);
-        for rule in fixture.1.rate_limit_injections.clone() {
+        memory.replace_world(std::mem::take(&mut prepared.world));
+        let limiter = limits::Limiter::new(config.fidelity.rate.clone());
+        for rule in prepared.fixture.1.rate_limit_injections.clone() {
             limiter.inject(fingerprinted(rule));
         }
-        let journal = Arc::new(journal::Journal::bounded(config.journal_capacity, config.journal_max_bytes)); // issue 8
-        let duplicates_allowed = fixture::duplicates_allowed(&fixture.1);
-        let webhook_seed = fixture::webhook_seed(&fixture.0, &fixture.1)?;
-        let webhooks = webhooks::Webhooks::new(
-            config.fidelity.webhooks.clone(),
-            clock.clone(),
-            Arc::new(state::deliveries::MemoryDeliveries::new(config.fidelity.webhooks.queue_capacity)),
-            webhook_seed,
-        );
-        let tokens_file = match &config.tokens_file {
-            Some(path) => Some(
-                tokens_file::TokensFile::open(path)
-                    .map_err(|e| StartError::State(format!("tokens file {}: {e}", path.display())))?,
-            ),
-            None => None,
-        };
-        let mock = Arc::new(Self {
-            spec: Arc::new(spec),
-            config,
-            clock,
+        let backends = Backends {
             worlds: memory.clone(),
             records: memory.clone(),
-            memory,
-            log: OnceLock::new(),
-            fixture,
-            strict_fixture: strict,
-            duplicates_allowed,
-            known_scopes,
-            rng: Mutex::new(rng),
-            oauth: auth::oauth::OAuth::default(),
             counters: Arc::new(limiter),
             scenarios: Arc::new(respond::control::Rules::default()),
-            journal,
-            webhooks,
-            tokens_file,
-        });
+            journal: Arc::new(journal::Journal::bounded(config.journal_capacity, config.journal_max_bytes)), // issue 8
+            grants: Arc::new(auth::oauth::MemoryGrants::default()),
+            clocks: Arc::new(state::LocalClocks(clock.clone())),
+            #[cfg(feature = "redis-store")]
+            shared: None,
+        };
+        let (mock, tokens) = Self::assemble(prepared, spec, config, clock, memory, backends)?;
         if restored {
             for resource in &mock.spec.resources.resources {
                 let family = resources::Family::of(&resource.kind);
@@ -208,13 +164,124 @@ impl Mock {
             mock.memory.set_durable(Arc::new(persist::LogSink(log.clone())));
             let _ = mock.log.set(log);
         }
-        if let Some(file) = &mock.tokens_file {
-            for t in &tokens {
+        mock.write_tokens_file(&tokens)?;
+        Ok(Started { mock, tokens })
+    }
+
+    /// Issue 12: a mock whose state lives on the Redis at `url`, under the
+    /// world `world_name`, shared with every other mock started on it. The
+    /// first to start makes the world from its fixture (and prints its
+    /// tokens); the others take the world as they find it. `time` becomes
+    /// the shared clock's copy in this process.
+    #[cfg(feature = "redis-store")]
+    pub async fn start_shared(
+        spec: SpecSet,
+        config: Config,
+        time: Arc<clock::LocalTime>,
+        fixture: Option<(String, Fixture)>,
+        url: &str,
+        world_name: &str,
+    ) -> Result<Started, StartError> {
+        use state::redis;
+        let store =
+            redis::Store::open(url, world_name, time.clone()).await.map_err(|e| StartError::State(e.to_string()))?;
+        let clock = Clock::from_source(time);
+        let mut prepared = Prepared::new(&spec, &config, fixture)?;
+        let made = store.init(&prepared.world).await.map_err(|e| StartError::State(e.0))?;
+        if !made {
+            prepared.tokens.clear();
+        }
+        let bounds = prepared.bounds(&config);
+        let backends = Backends {
+            worlds: store.clone(),
+            records: Arc::new(redis::records::SharedRecords::new(store.clone(), bounds)),
+            counters: Arc::new(redis::counters::SharedCounters::new(store.clone(), config.fidelity.rate.clone())),
+            scenarios: Arc::new(redis::rules::SharedRules::new(store.clone())),
+            journal: Arc::new(redis::JournalSink::start(
+                store.clone(),
+                config.journal_capacity,
+                config.journal_max_bytes,
+            )),
+            grants: Arc::new(redis::grants::SharedGrants::new(store.clone())),
+            clocks: store.clone(),
+            shared: Some(store.clone()),
+        };
+        let memory = Arc::new(Memory::new(bounds, World::default()));
+        let (mock, tokens) = Self::assemble(prepared, spec, config, clock, memory, backends)?;
+        if made {
+            for (new, indexing) in resources::seed::records(&mock, &mock.fixture.1, mock.clock.now_ms()) {
+                let what = format!("{} {}", new.kind, new.id);
+                mock.records
+                    .insert(new, indexing)
+                    .await
+                    .map_err(|e| StartError::State(format!("fixture record {what}: {e:?}")))?;
+            }
+            for rule in mock.fixture.1.rate_limit_injections.clone() {
+                mock.inject(rule).await.map_err(|e| StartError::State(e.to_string()))?;
+            }
+        }
+        mock.write_tokens_file(&tokens)?;
+        Ok(Started { mock, tokens })
+    }
+
+    /// The mock from what `Prepared` read and the backends chosen.
+    fn assemble(
+        prepared: Prepared,
+        spec: SpecSet,
+        config: Config,
+        clock: Clock,
+        memory: Arc<Memory>,
+        backends: Backends,
+    ) -> Result<(Arc<Self>, Vec<IssuedToken>), StartError> {
+        let webhook_seed = fixture::webhook_seed(&prepared.fixture.0, &prepared.fixture.1)?;
+        let webhooks = webhooks::Webhooks::new(
+            config.fidelity.webhooks.clone(),
+            clock.clone(),
+            Arc::new(state::deliveries::MemoryDeliveries::new(config.fidelity.webhooks.queue_capacity)),
+            webhook_seed,
+        );
+        let tokens_file = match &config.tokens_file {
+            Some(path) => Some(
+                tokens_file::TokensFile::open(path)
+                    .map_err(|e| StartError::State(format!("tokens file {}: {e}", path.display())))?,
+            ),
+            None => None,
+        };
+        let mock = Arc::new(Self {
+            spec: Arc::new(spec),
+            config,
+            clock,
+            worlds: backends.worlds,
+            records: backends.records,
+            memory,
+            log: OnceLock::new(),
+            fixture: prepared.fixture,
+            strict_fixture: prepared.strict,
+            duplicates_allowed: prepared.duplicates_allowed,
+            known_scopes: prepared.known_scopes,
+            rng: Mutex::new(prepared.rng),
+            oauth: auth::oauth::OAuth::new(backends.grants),
+            counters: backends.counters,
+            scenarios: backends.scenarios,
+            journal: backends.journal,
+            clocks: backends.clocks,
+            webhooks,
+            tokens_file,
+            #[cfg(feature = "redis-store")]
+            shared: backends.shared,
+        });
+        Ok((mock, prepared.tokens))
+    }
+
+    /// `--tokens-file`: the tokens this start issued, and the file written.
+    fn write_tokens_file(&self, tokens: &[IssuedToken]) -> Result<(), StartError> {
+        if let Some(file) = &self.tokens_file {
+            for t in tokens {
                 file.issued(&t.integration_id, &t.token);
             }
-            file.write(&mock.memory.world_now()).map_err(|e| StartError::State(format!("tokens file: {e}")))?;
+            file.write(&self.world_now()).map_err(|e| StartError::State(format!("tokens file: {e}")))?;
         }
-        Ok(Started { mock, tokens })
+        Ok(())
     }
 
     /// Inserts the fixture's records, before anything is served.
@@ -233,7 +300,21 @@ impl Mock {
 
     /// The world as it stands, outside a request (start-up, seeding).
     pub fn world_now(&self) -> Arc<World> {
+        #[cfg(feature = "redis-store")]
+        if let Some(store) = &self.shared {
+            return store.world_now();
+        }
         self.memory.world_now()
+    }
+
+    /// Issue 12: brings this replica's copy of the shared world, rules and
+    /// clock up to date (a no-op on the embedded store).
+    pub async fn sync(&self) -> Result<(), error::ApiError> {
+        #[cfg(feature = "redis-store")]
+        if let Some(store) = &self.shared {
+            store.sync().await?;
+        }
+        Ok(())
     }
 
     /// Changes the world in one atomic step; with `--state`, returns once
@@ -299,7 +380,7 @@ impl Mock {
         for (id, token) in issued {
             file.issued(id, token);
         }
-        if let Err(e) = file.write(&self.memory.world_now()) {
+        if let Err(e) = file.write(&self.world_now()) {
             tracing::error!("cannot write the tokens file: {e}");
         }
     }
@@ -341,6 +422,64 @@ impl Mock {
         };
         (key, profile)
     }
+}
+
+/// What a start has read and checked before the backends are chosen: the
+/// fixture, the world it builds, the tokens it issued.
+struct Prepared {
+    fixture: (String, Fixture),
+    strict: bool,
+    known_scopes: BTreeSet<String>,
+    duplicates_allowed: BTreeSet<String>,
+    world: World,
+    tokens: Vec<IssuedToken>,
+    rng: fastrand::Rng,
+}
+
+impl Prepared {
+    fn new(spec: &SpecSet, config: &Config, fixture: Option<(String, Fixture)>) -> Result<Self, StartError> {
+        let known_scopes: BTreeSet<String> = spec.scopes().into_iter().map(str::to_string).collect();
+        let strict = fixture.is_some();
+        let fixture = match fixture {
+            Some(f) => f,
+            None => ("(embedded default fixture)".to_string(), fixture::parse("default.yaml", fixture::DEFAULT)?),
+        };
+        let mut rng = fastrand::Rng::new();
+        let (world, tokens) = fixture::build(&fixture.0, &fixture.1, strict.then_some(&known_scopes), &mut rng)?;
+        let most = config.fidelity.sandbox_max_locations;
+        for company in world.companies().filter(|c| c.environment == world::Environment::Sandbox) {
+            let held = world.locations().filter(|l| l.company_id == company.id).count();
+            if most > 0 && held > most {
+                return Err(StartError::Fixture(fixture::FixtureError::World {
+                    file: fixture.0.clone(),
+                    source: world::WorldError::Invalid(format!(
+                        "the sandbox company {} holds {held} locations; a HighLevel sandbox holds at most {most} \
+                         (fidelity setting sandbox_max_locations)",
+                        company.id
+                    )),
+                }));
+            }
+        }
+        let duplicates_allowed = fixture::duplicates_allowed(&fixture.1);
+        Ok(Self { fixture, strict, known_scopes, duplicates_allowed, world, tokens, rng })
+    }
+
+    fn bounds(&self, config: &Config) -> state::Bounds {
+        state::Bounds { max_records: config.limits.max_records, max_bytes: config.limits.max_record_bytes }
+    }
+}
+
+/// The state backends of one mock.
+struct Backends {
+    worlds: Arc<dyn state::Worlds>,
+    records: Arc<dyn state::Records>,
+    counters: Arc<dyn state::Counters>,
+    scenarios: Arc<dyn state::Scenarios>,
+    journal: Arc<dyn state::Journals>,
+    grants: Arc<dyn auth::oauth::Grants>,
+    clocks: Arc<dyn state::Clocks>,
+    #[cfg(feature = "redis-store")]
+    shared: Option<Arc<state::redis::Store>>,
 }
 
 /// An injected rule names a token only by its fingerprint.

@@ -144,8 +144,17 @@ struct ServeArgs {
     admin_remote: bool,
     /// Keep the world and the resources in FILE: saved atomically on change
     /// and at shutdown, restored at start (default: in memory only).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "store")]
     state: Option<PathBuf>,
+    /// Keep all state on a Redis shared with other ghl-mock processes, so
+    /// that several replicas behind one address act as one HighLevel
+    /// (redis://HOST:PORT/DB; see README "Several replicas").
+    #[arg(long, value_name = "URL", env = "GHL_MOCK_STORE")]
+    store: Option<String>,
+    /// The world to use on the shared store: mocks with the same --store and
+    /// --world share everything, another name shares nothing.
+    #[arg(long, value_name = "NAME", default_value = "default", requires = "store")]
+    world: String,
     /// Write the current token of every private integration to FILE (mode
     /// 0600, `GHL_PIT_<NAME>=token` lines to `source`), at start, after a
     /// reset and whenever a token is created, rotated or deleted.
@@ -320,16 +329,11 @@ fn serve(args: ServeArgs, admin_token: Option<String>) -> ExitCode {
              change tokens, limits and the clock"
         );
     }
-    let clock = if args.frozen_clock { Clock::frozen_now() } else { Clock::system() };
-    let started_mock = match Mock::start(set, config, clock, fixture) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("ghl-mock: cannot start: {e}");
-            return ExitCode::from(2);
-        }
+    let time = if args.frozen_clock {
+        ghl_mock::clock::LocalTime::new(true, ghl_mock::clock::system_now_ms())
+    } else {
+        ghl_mock::clock::LocalTime::new(false, 0)
     };
-    let mock = started_mock.mock;
-    let minted: Vec<_> = started_mock.tokens.into_iter().filter(|t| t.minted).collect();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -338,6 +342,25 @@ fn serve(args: ServeArgs, admin_token: Option<String>) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        let started_mock = match &args.store {
+            #[cfg(feature = "redis-store")]
+            Some(url) => Mock::start_shared(set, config, time, fixture, url, &args.world).await,
+            #[cfg(not(feature = "redis-store"))]
+            Some(_) => {
+                eprintln!("ghl-mock: cannot start: this build has no shared store (cargo feature redis-store)");
+                return ExitCode::from(2);
+            }
+            None => Mock::start(set, config, Clock::from_source(time), fixture),
+        };
+        let started_mock = match started_mock {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("ghl-mock: cannot start: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let mock = started_mock.mock;
+        let minted: Vec<_> = started_mock.tokens.into_iter().filter(|t| t.minted).collect();
         let addr = format!("{}:{}", args.host, args.port);
         let listener = match tokio::net::TcpListener::bind(&addr).await {
             Ok(l) => l,
@@ -356,6 +379,13 @@ fn serve(args: ServeArgs, admin_token: Option<String>) -> ExitCode {
             };
             // Printed once, to stdout, so a newcomer can curl at once; never logged.
             say!("  private integration \"{}\" ({owner}): {}", t.name, t.token);
+        }
+        if let Some(url) = &args.store {
+            #[cfg(feature = "redis-store")]
+            let shown = ghl_mock::state::redis::redacted(url);
+            #[cfg(not(feature = "redis-store"))]
+            let shown = url;
+            say!("  store: shared, world \"{}\" on {shown}", args.world);
         }
         if let Some(path) = &args.tokens_file {
             say!("  tokens: the current token of each private integration is in {}", path.display());

@@ -77,7 +77,7 @@ impl Claims {
 }
 
 /// What an access or refresh token is issued for.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Grant {
     pub client_id: String,
     pub owner: Owner,

@@ -82,7 +82,7 @@ impl Injections {
 }
 
 impl Target {
-    fn matches(&self, key: &RateKey, token_fingerprint: &str, path: &str) -> bool {
+    pub(crate) fn matches(&self, key: &RateKey, token_fingerprint: &str, path: &str) -> bool {
         match self {
             Target::Resource(r) => r == key.resource(),
             Target::Token(fp) => fp == token_fingerprint,

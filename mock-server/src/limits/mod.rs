@@ -96,12 +96,12 @@ impl Settings {
     }
 
     /// The day `now_ms` falls in, counted from the epoch on the shifted clock.
-    fn day_of(&self, now_ms: i64) -> i64 {
+    pub(crate) fn day_of(&self, now_ms: i64) -> i64 {
         now_ms.saturating_add(self.offset_ms()).div_euclid(DAY_MS)
     }
 
     /// Milliseconds from `now_ms` until the next day starts.
-    fn until_next_day_ms(&self, now_ms: i64) -> i64 {
+    pub(crate) fn until_next_day_ms(&self, now_ms: i64) -> i64 {
         DAY_MS - now_ms.saturating_add(self.offset_ms()).rem_euclid(DAY_MS)
     }
 }
@@ -137,7 +137,7 @@ pub enum Refusal {
 }
 
 /// The values of the `X-RateLimit-*` headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateHeaders {
     pub limit_daily: u32,
     pub daily_remaining: u32,
@@ -173,7 +173,7 @@ pub struct Decision {
 }
 
 /// Whole seconds covering `ms`, at least 1.
-fn ceil_secs(ms: i64) -> u64 {
+pub(crate) fn ceil_secs(ms: i64) -> u64 {
     u64::try_from(ms.max(1)).unwrap_or(1).div_ceil(1000)
 }
 

@@ -154,7 +154,7 @@ impl Rule {
         Ok(())
     }
 
-    fn matches(&self, method: &str, path: &str) -> bool {
+    pub(crate) fn matches(&self, method: &str, path: &str) -> bool {
         self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
             && crate::limits::path_matches(&self.path, path)
     }

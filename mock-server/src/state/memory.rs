@@ -121,7 +121,7 @@ pub fn approx_bytes(value: &Value) -> usize {
     }
 }
 
-fn record_bytes(record: &Record) -> usize {
+pub(crate) fn record_bytes(record: &Record) -> usize {
     48 + record.iter().map(|(k, v)| 24 + k.len() + approx_bytes(v)).sum::<usize>()
 }
 
@@ -537,25 +537,7 @@ impl Records for Memory {
             |key: &&(i64, String)| shard.records.get(&key.1).is_some_and(|e| (query.filter)(fields(&e.record)));
         let ordered: Box<dyn Iterator<Item = &(i64, String)>> =
             if query.newest_first { Box::new(place.order.iter().rev()) } else { Box::new(place.order.iter()) };
-        let mut total = 0;
-        let mut passed = 0;
-        let mut items = Vec::new();
-        let mut more = false;
-        for key in ordered.filter(matches) {
-            total += 1;
-            if !in_range(&key) {
-                continue;
-            }
-            passed += 1;
-            if passed <= query.skip {
-                continue;
-            }
-            if items.len() < query.limit {
-                items.push(key);
-            } else {
-                more = true;
-            }
-        }
+        let (items, total, more) = super::page(ordered.filter(matches), in_range, query.skip, query.limit);
         let items: Vec<Stored> =
             items.into_iter().filter_map(|(_, id)| shard.records.get(id).map(|e| stored(&kind, id, e))).collect();
         Ok(Listed { items, total, more })

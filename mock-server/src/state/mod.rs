@@ -26,6 +26,8 @@
 pub mod deliveries; // issue 13: the webhook outbox
 pub mod log;
 pub mod memory;
+#[cfg(feature = "redis-store")]
+pub mod redis; // issue 12: one world for several replicas
 mod split;
 
 use std::sync::Arc;
@@ -121,6 +123,35 @@ pub struct Query<'a> {
     pub skip: usize,
     pub limit: usize,
     pub newest_first: bool,
+}
+
+/// One page of a list's matches, in order: every match counts toward the
+/// total; of those `in_range` (after the cursor), the first `skip` are passed
+/// over and the next `limit` kept. Answers (page, total, more after it).
+pub(crate) fn page<T>(
+    matches: impl Iterator<Item = T>,
+    in_range: impl Fn(&T) -> bool,
+    skip: usize,
+    limit: usize,
+) -> (Vec<T>, usize, bool) {
+    let (mut total, mut passed, mut more) = (0, 0, false);
+    let mut items = Vec::new();
+    for item in matches {
+        total += 1;
+        if !in_range(&item) {
+            continue;
+        }
+        passed += 1;
+        if passed <= skip {
+            continue;
+        }
+        if items.len() < limit {
+            items.push(item);
+        } else {
+            more = true;
+        }
+    }
+    (items, total, more)
 }
 
 #[derive(Debug, Clone)]
@@ -264,6 +295,38 @@ pub trait Journals: Send + Sync {
     async fn count(&self, filter: &JournalFilter) -> Result<usize, StateError>;
     async fn stats(&self) -> Result<JournalStats, StateError>;
     async fn clear(&self) -> Result<(), StateError>;
+}
+
+/// Changes to the clock, which every replica must see: a shared store
+/// applies them atomically where the clock is kept (two replicas advancing
+/// by 10 s each advance it by 20 s). Reading stays with `clock::TimeSource`.
+#[async_trait::async_trait]
+pub trait Clocks: Send + Sync {
+    /// Moves the clock forward by `ms` (never back).
+    async fn advance(&self, ms: i64) -> Result<(), StateError>;
+    /// Freezes or unfreezes it (at the current time), then sets the time.
+    async fn set(&self, frozen: Option<bool>, at_ms: Option<i64>) -> Result<(), StateError>;
+}
+
+/// The in-process clock: the changes are the clock's own.
+pub struct LocalClocks(pub crate::Clock);
+
+#[async_trait::async_trait]
+impl Clocks for LocalClocks {
+    async fn advance(&self, ms: i64) -> Result<(), StateError> {
+        self.0.advance_ms(ms);
+        Ok(())
+    }
+
+    async fn set(&self, frozen: Option<bool>, at_ms: Option<i64>) -> Result<(), StateError> {
+        if let Some(frozen) = frozen {
+            self.0.set_frozen(frozen);
+        }
+        if let Some(at) = at_ms {
+            self.0.set_ms(at);
+        }
+        Ok(())
+    }
 }
 
 /// The backend could not serve a call (a networked store is down, or a

@@ -13,6 +13,7 @@ mod journal;
 mod limits;
 mod loader;
 mod persistence;
+mod replicas; // issue 12
 mod resources;
 mod scopes;
 mod secrets;

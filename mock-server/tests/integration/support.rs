@@ -238,6 +238,17 @@ impl Server {
     }
 }
 
+/// A server a test forgot to stop (or that failed before stopping it) is
+/// not left running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// A fresh directory for one test's files.
 pub fn scratch_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ghl-mock-{name}-{}-{}", std::process::id(), fastrand::u64(..)));

@@ -1,0 +1,470 @@
+//! Issue 12: two ghl-mock processes on one Redis act as one HighLevel.
+//!
+//! Black-box: each replica is the `ghl-mock` binary started with
+//! `--store redis://…`, reached over HTTP only; each test has its own
+//! `redis-server` on a free loopback port, stopped when the test ends.
+//! Without `redis-server` on PATH the tests skip with a loud message; with
+//! `CI=true` or `GHL_REQUIRE_REDIS=1` its absence fails them.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::support::{read, scratch_dir, start_command, Server, VERSION};
+
+const LOCATION: &str = "repLocationA00000001";
+const PITS: usize = 5;
+
+/// A `redis-server` of one test, on a free loopback port.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+fn redis_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+        || std::env::var("GHL_REQUIRE_REDIS").is_ok_and(|v| v == "1")
+}
+
+impl Redis {
+    /// A fresh Redis (append-only file on, so that a restart keeps the data),
+    /// or `None` after a loud message when `redis-server` is not installed.
+    fn start(test: &str) -> Option<Redis> {
+        let found = Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_ok();
+        if !found {
+            assert!(!redis_required(), "redis-server is not installed, and CI=true / GHL_REQUIRE_REDIS=1 require it");
+            eprintln!("SKIPPED {test}: no redis-server on PATH (apt-get install redis-server); the shared-store tests need one");
+            return None;
+        }
+        let dir = scratch_dir("redis");
+        // A free port: bound and let go, then taken by Redis; if another
+        // process took it in between, Redis exits and another is tried.
+        for _ in 0..20 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port());
+            let Ok(port) = port else { continue };
+            let mut redis = Redis { child: None, port, dir: dir.clone() };
+            if redis.spawn() {
+                return Some(redis);
+            }
+        }
+        panic!("redis-server did not start on any of 20 free ports");
+    }
+
+    /// Starts (or restarts) the server on this port; true once it answers.
+    fn spawn(&mut self) -> bool {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                return false;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Stops the server (SIGTERM: the append-only file is complete).
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Redis and two replicas, A started first (it makes the world from the
+/// fixture), B second (it takes the world it finds).
+struct Pair {
+    a: Server,
+    b: Server,
+    http: reqwest::Client,
+    pits: Vec<String>,
+    // Last: stopped after the replicas.
+    redis: Redis,
+}
+
+fn fixture(pits: &[String]) -> String {
+    let integrations: String = pits
+        .iter()
+        .enumerate()
+        .map(|(i, token)| {
+            format!(
+                "  - {{name: P{i}, owner: {{location: {LOCATION}}}, scopes: [contacts.readonly, contacts.write], token: {token}}}\n"
+            )
+        })
+        .collect();
+    format!(
+        r#"
+companies:
+  - id: repCompany0000000001
+    environment: sandbox
+    locations: [{{id: {LOCATION}}}]
+private_integrations:
+{integrations}
+oauth_apps:
+  - client_id: test-client
+    client_secret: test-secret
+    scopes: [contacts.readonly, contacts.write]
+"#
+    )
+}
+
+fn replica(redis: &Redis, fixture: &std::path::Path, world: &str) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ghl-mock"));
+    command
+        .args(["serve", "--port", "0", "--frozen-clock", "--store", &redis.url(), "--world", world])
+        .arg("--fixture")
+        .arg(fixture)
+        .env("GHL_MOCK_LOG", "warn");
+    start_command(command)
+}
+
+impl Pair {
+    fn start(test: &str) -> Option<Pair> {
+        let redis = Redis::start(test)?;
+        let pits: Vec<String> = (0..PITS).map(|_| format!("pit-{}", uuid::Uuid::new_v4())).collect();
+        let file = redis.dir.join("fixture.yaml");
+        std::fs::write(&file, fixture(&pits)).expect("write the fixture");
+        let world = format!("t{}", fastrand::u32(..));
+        let a = replica(&redis, &file, &world);
+        let b = replica(&redis, &file, &world);
+        let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client");
+        Some(Pair { a, b, http, pits, redis })
+    }
+
+    fn url(&self, replica: usize) -> &str {
+        if replica.is_multiple_of(2) {
+            &self.a.url
+        } else {
+            &self.b.url
+        }
+    }
+
+    async fn api(&self, replica: usize, method: Method, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url(replica)))
+            .bearer_auth(token)
+            .header("Version", VERSION);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        read(request.send().await.expect("API request")).await
+    }
+
+    async fn admin(&self, replica: usize, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}/__admin{path}", self.url(replica)));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        read(request.send().await.expect("admin request")).await
+    }
+
+    async fn new_contact(&self, replica: usize, email: &str) -> (u16, Value) {
+        let body = json!({"locationId": LOCATION, "email": email, "firstName": "Ann"});
+        self.api(replica, Method::POST, "/contacts/", &self.pits[0], Some(body)).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_requests_at_once_across_two_replicas_admit_exactly_the_sandbox_burst_in_every_trial() {
+    let Some(pair) = Pair::start("rate limits across replicas") else { return };
+    let (status, created) = pair.new_contact(0, "burst@example.com").await;
+    assert_eq!(status, 201, "{created}");
+    let path = format!("/contacts/{}", created["contact"]["id"].as_str().expect("an id"));
+    for trial in 0..100 {
+        // A fresh window for every trial, on the shared clock.
+        let (status, _) = pair.admin(trial, Method::POST, "/clock/advance", Some(json!({"by": "10s"}))).await;
+        assert_eq!(status, 200);
+        let calls = (0..200).map(|i| {
+            let http = pair.http.clone();
+            let url = format!("{}{path}", pair.url(i));
+            let token = pair.pits[i % PITS].clone();
+            tokio::spawn(async move {
+                let response =
+                    http.get(url).bearer_auth(token).header("Version", VERSION).send().await.expect("request");
+                response.status().as_u16()
+            })
+        });
+        let statuses: Vec<u16> = futures_util::future::join_all(calls).await.into_iter().map(|s| s.unwrap()).collect();
+        let admitted = statuses.iter().filter(|s| **s == 200).count();
+        let refused = statuses.iter().filter(|s| **s == 429).count();
+        assert_eq!((admitted, refused), (25, 175), "trial {trial}: {statuses:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_integration_made_on_one_replica_works_on_the_other_rotates_on_both_and_dies_on_both_when_deleted() {
+    let Some(pair) = Pair::start("integrations across replicas") else { return };
+    let (status, made) = pair
+        .admin(
+            0,
+            Method::POST,
+            "/integrations",
+            Some(json!({"name": "made on A", "owner": {"location": LOCATION}, "scopes": ["contacts.readonly"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["integration"]["id"].as_str().expect("an id").to_string();
+    let old = made["token"].as_str().expect("a token").to_string();
+    let (status, body) = pair.api(1, Method::GET, &format!("/contacts/?locationId={LOCATION}"), &old, None).await;
+    assert_eq!(status, 200, "B takes A's new token at once: {body}");
+
+    let (status, rotated) = pair.admin(1, Method::POST, &format!("/integrations/{id}/rotate"), None).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new = rotated["token"].as_str().expect("the new token").to_string();
+    for replica in [0, 1] {
+        for token in [&old, &new] {
+            let (status, _) =
+                pair.api(replica, Method::GET, &format!("/contacts/?locationId={LOCATION}"), token, None).await;
+            assert_eq!(status, 200, "within the grace window both tokens work on replica {replica}");
+        }
+    }
+    let (status, _) = pair.admin(0, Method::POST, "/clock/advance", Some(json!({"by": "7d1s"}))).await;
+    assert_eq!(status, 200);
+    for replica in [0, 1] {
+        let (status, _) =
+            pair.api(replica, Method::GET, &format!("/contacts/?locationId={LOCATION}"), &old, None).await;
+        assert_eq!(status, 401, "after 7 days the old token is refused on replica {replica}");
+    }
+
+    let (status, _) = pair.admin(1, Method::DELETE, &format!("/integrations/{id}"), None).await;
+    assert_eq!(status, 200);
+    let (status, body) = pair.api(0, Method::GET, &format!("/contacts/?locationId={LOCATION}"), &new, None).await;
+    assert_eq!(status, 401, "deleted on B, refused on A at the very next request: {body}");
+}
+
+#[tokio::test]
+async fn an_oauth_code_from_one_replica_is_exchanged_on_the_other_and_a_refresh_token_is_used_once_in_all() {
+    let Some(pair) = Pair::start("OAuth across replicas") else { return };
+    let (status, code) = pair
+        .admin(
+            0,
+            Method::POST,
+            "/oauth/codes",
+            Some(json!({"client_id": "test-client", "owner": {"location": LOCATION}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{code}");
+    let code = code["code"].as_str().expect("a code").to_string();
+    let token = |replica: usize, form: Vec<(&'static str, String)>| {
+        let request = pair.http.post(format!("{}/oauth/token", pair.url(replica))).form(&form).send();
+        async move { read(request.await.expect("token request")).await }
+    };
+    let client = |grant: &'static str, key: &'static str, value: &str| {
+        vec![
+            ("client_id", "test-client".to_string()),
+            ("client_secret", "test-secret".to_string()),
+            ("grant_type", grant.to_string()),
+            (key, value.to_string()),
+        ]
+    };
+    let (status, tokens) = token(1, client("authorization_code", "code", &code)).await;
+    assert_eq!(status, 200, "A's code exchanged on B: {tokens}");
+    let (status, again) = token(0, client("authorization_code", "code", &code)).await;
+    assert_eq!((status, again["error"].as_str()), (400, Some("invalid_grant")), "a code answers once in all: {again}");
+
+    let access = tokens["access_token"].as_str().expect("an access token");
+    let (status, body) = pair.api(0, Method::GET, &format!("/contacts/?locationId={LOCATION}"), access, None).await;
+    assert_eq!(status, 200, "a token minted on B is accepted on A (one signing key): {body}");
+
+    let refresh = tokens["refresh_token"].as_str().expect("a refresh token");
+    let (status, fresh) = token(0, client("refresh_token", "refresh_token", refresh)).await;
+    assert_eq!(status, 200, "{fresh}");
+    let (status, reuse) = token(1, client("refresh_token", "refresh_token", refresh)).await;
+    assert_eq!((status, reuse["error"].as_str()), (400, Some("invalid_grant")), "used on A, refused on B: {reuse}");
+}
+
+#[tokio::test]
+async fn a_contact_made_on_one_replica_is_read_changed_listed_and_deleted_on_the_other_and_its_email_stays_unique() {
+    let Some(pair) = Pair::start("records across replicas") else { return };
+    let pit = &pair.pits[0];
+    let (status, created) = pair.new_contact(0, "ann@example.com").await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["contact"]["id"].as_str().expect("an id").to_string();
+
+    let (status, read_back) = pair.api(1, Method::GET, &format!("/contacts/{id}"), pit, None).await;
+    assert_eq!((status, read_back["contact"]["email"].as_str()), (200, Some("ann@example.com")), "{read_back}");
+    let (status, dup) = pair.new_contact(1, "ann@example.com").await;
+    assert_eq!(status, 400, "a duplicate email sent to B after A made the contact: {dup}");
+    assert_eq!(dup["meta"]["contactId"].as_str(), Some(id.as_str()), "{dup}");
+
+    let (status, updated) =
+        pair.api(1, Method::PUT, &format!("/contacts/{id}"), pit, Some(json!({"firstName": "Anna"}))).await;
+    assert_eq!(status, 200, "{updated}");
+    let (_, on_a) = pair.api(0, Method::GET, &format!("/contacts/{id}"), pit, None).await;
+    assert_eq!(on_a["contact"]["firstName"].as_str(), Some("Anna"), "B's change read on A: {on_a}");
+    let (status, listed) = pair.api(1, Method::GET, &format!("/contacts/?locationId={LOCATION}"), pit, None).await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> =
+        listed["contacts"].as_array().expect("contacts").iter().filter_map(|c| c["id"].as_str()).collect();
+    assert_eq!(ids, vec![id.as_str()], "{listed}");
+
+    let (status, _) = pair.api(1, Method::DELETE, &format!("/contacts/{id}"), pit, None).await;
+    assert_eq!(status, 200);
+    let (status, gone) = pair.api(0, Method::GET, &format!("/contacts/{id}"), pit, None).await;
+    assert_eq!(status, 400, "deleted on B, gone on A: {gone}");
+    let (status, again) = pair.new_contact(0, "ann@example.com").await;
+    assert_eq!(status, 201, "the email is free again once its contact is deleted: {again}");
+}
+
+#[tokio::test]
+async fn a_rule_with_a_count_answers_exactly_that_many_calls_across_both_replicas_and_the_clock_is_one() {
+    let Some(pair) = Pair::start("rules and clock across replicas") else { return };
+    let (status, rule) = pair
+        .admin(
+            0,
+            Method::POST,
+            "/rules",
+            Some(json!({"method": "GET", "path": "/contacts/", "count": 3, "status": 503})),
+        )
+        .await;
+    assert_eq!(status, 201, "{rule}");
+    let mut answered = Vec::new();
+    for i in 0..10 {
+        let (status, _) =
+            pair.api(i, Method::GET, &format!("/contacts/?locationId={LOCATION}"), &pair.pits[0], None).await;
+        answered.push(status);
+    }
+    assert_eq!(answered.iter().filter(|s| **s == 503).count(), 3, "{answered:?}");
+    assert_eq!(&answered[..3], &[503, 503, 503], "the rule's uses come first, alternating replicas: {answered:?}");
+
+    let (_, before) = pair.admin(1, Method::GET, "/clock", None).await;
+    let (status, _) = pair.admin(0, Method::POST, "/clock/advance", Some(json!({"by": "1h"}))).await;
+    assert_eq!(status, 200);
+    let (_, after) = pair.admin(1, Method::GET, "/clock", None).await;
+    assert_eq!(
+        after["now_ms"].as_i64().unwrap() - before["now_ms"].as_i64().unwrap(),
+        3_600_000,
+        "advanced on A, seen on B: {before} → {after}"
+    );
+    assert_eq!(after["frozen"], json!(true));
+}
+
+#[tokio::test]
+async fn rules_and_injected_429s_are_withdrawn_through_either_replica_and_spent_exactly_in_all() {
+    let Some(pair) = Pair::start("withdrawn rules across replicas") else { return };
+    let path = format!("/contacts/?locationId={LOCATION}");
+    let (status, injected) = pair
+        .admin(0, Method::POST, "/limits/injections", Some(json!({"target": {"resource": LOCATION}, "count": 4})))
+        .await;
+    assert_eq!(status, 201, "{injected}");
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        statuses.push(pair.api(i, Method::GET, &path, &pair.pits[i % PITS], None).await.0);
+    }
+    assert_eq!(statuses, [429, 429, 429, 429, 200, 200, 200, 200], "4 injected 429s in all, then none");
+
+    let (_, injection) = pair
+        .admin(1, Method::POST, "/limits/injections", Some(json!({"target": {"resource": LOCATION}, "count": 5})))
+        .await;
+    let (_, rule) = pair.admin(1, Method::POST, "/rules", Some(json!({"path": "/contacts/", "status": 503}))).await;
+    let (_, listed) = pair.admin(0, Method::GET, "/rules", None).await;
+    assert_eq!(listed["rules"].as_array().map(Vec::len), Some(1), "B's rule listed on A: {listed}");
+    let (status, _) = pair.admin(0, Method::DELETE, &format!("/limits/injections/{}", injection["id"]), None).await;
+    assert_eq!(status, 200, "B's injection withdrawn on A");
+    let (status, _) = pair.admin(0, Method::DELETE, &format!("/rules/{}", rule["id"]), None).await;
+    assert_eq!(status, 200, "B's rule withdrawn on A");
+    for i in 0..4 {
+        assert_eq!(pair.api(i, Method::GET, &path, &pair.pits[0], None).await.0, 200, "nothing left to refuse");
+    }
+    let (_, left) = pair.admin(1, Method::GET, "/limits/injections", None).await;
+    assert_eq!(left["injections"], json!([]), "{left}");
+}
+
+#[tokio::test]
+async fn the_journal_and_the_report_see_the_requests_of_both_replicas() {
+    let Some(pair) = Pair::start("journal across replicas") else { return };
+    for i in 0..6 {
+        let (status, _) =
+            pair.api(i, Method::GET, &format!("/contacts/?locationId={LOCATION}"), &pair.pits[0], None).await;
+        assert_eq!(status, 200);
+    }
+    // B's writer runs within milliseconds; A reads its own at once.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let count = loop {
+        let (status, body) = pair.admin(0, Method::POST, "/journal/count", Some(json!({"path": "/contacts/"}))).await;
+        assert_eq!(status, 200, "{body}");
+        let count = body["count"].as_u64().unwrap_or(0);
+        if count >= 6 || Instant::now() > deadline {
+            break count;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(count, 6, "three requests on A and three on B");
+    let (status, report) = pair.admin(1, Method::GET, "/report", None).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["requests"].as_u64(), Some(6), "the report on B counts A's requests too: {report}");
+}
+
+#[tokio::test]
+async fn with_redis_stopped_the_replicas_answer_503_and_serve_again_once_it_is_back() {
+    let Some(mut pair) = Pair::start("Redis outage") else { return };
+    let path = format!("/contacts/?locationId={LOCATION}");
+    let (status, _) = pair.api(0, Method::GET, &path, &pair.pits[0], None).await;
+    assert_eq!(status, 200);
+
+    pair.redis.stop();
+    for replica in [0, 1] {
+        let (status, body) = pair.api(replica, Method::GET, &path, &pair.pits[0], None).await;
+        assert_eq!(status, 503, "replica {replica} without Redis: {body}");
+        assert_eq!(body["statusCode"], json!(503), "HighLevel's shape: {body}");
+        assert!(body["message"].as_str().unwrap_or("").contains("shared store"), "{body}");
+    }
+    assert!(pair.a.child.try_wait().unwrap().is_none(), "replica A is still running");
+    assert!(pair.b.child.try_wait().unwrap().is_none(), "replica B is still running");
+
+    assert!(pair.redis.spawn(), "Redis starts again on its port");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for replica in [0, 1] {
+        loop {
+            let (status, body) = pair.api(replica, Method::GET, &path, &pair.pits[0], None).await;
+            if status == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "replica {replica} still answers {status} with Redis back: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[test]
+fn a_replica_whose_redis_cannot_be_reached_does_not_start_and_says_why() {
+    // A port nothing listens on: bound, then let go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = Command::new(env!("CARGO_BIN_EXE_ghl-mock"))
+        .args(["serve", "--port", "0", "--store", &format!("redis://127.0.0.1:{port}/0")])
+        .output()
+        .expect("run ghl-mock");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot reach the shared store at redis://127.0.0.1:"), "{stderr}");
+}
