@@ -143,6 +143,7 @@ impl Mock {
             journal: Arc::new(journal::Journal::bounded(config.journal_capacity, config.journal_max_bytes)), // issue 8
             grants: Arc::new(auth::oauth::MemoryGrants::default()),
             clocks: Arc::new(state::LocalClocks(clock.clone())),
+            deliveries: Arc::new(state::deliveries::MemoryDeliveries::new(config.fidelity.webhooks.queue_capacity)),
             #[cfg(feature = "redis-store")]
             shared: None,
         };
@@ -204,6 +205,13 @@ impl Mock {
             )),
             grants: Arc::new(redis::grants::SharedGrants::new(store.clone())),
             clocks: store.clone(),
+            // A claim outlasts an attempt's timeout: only a replica that died
+            // mid-attempt loses one.
+            deliveries: Arc::new(redis::deliveries::SharedDeliveries::new(
+                store.clone(),
+                config.fidelity.webhooks.queue_capacity,
+                config.fidelity.webhooks.timeout_ms.saturating_mul(2).saturating_add(5_000),
+            )),
             shared: Some(store.clone()),
         };
         let memory = Arc::new(Memory::new(bounds, World::default()));
@@ -234,12 +242,8 @@ impl Mock {
         backends: Backends,
     ) -> Result<(Arc<Self>, Vec<IssuedToken>), StartError> {
         let webhook_seed = fixture::webhook_seed(&prepared.fixture.0, &prepared.fixture.1)?;
-        let webhooks = webhooks::Webhooks::new(
-            config.fidelity.webhooks.clone(),
-            clock.clone(),
-            Arc::new(state::deliveries::MemoryDeliveries::new(config.fidelity.webhooks.queue_capacity)),
-            webhook_seed,
-        );
+        let webhooks =
+            webhooks::Webhooks::new(config.fidelity.webhooks.clone(), clock.clone(), backends.deliveries, webhook_seed);
         let tokens_file = match &config.tokens_file {
             Some(path) => Some(
                 tokens_file::TokensFile::open(path)
@@ -478,6 +482,7 @@ struct Backends {
     journal: Arc<dyn state::Journals>,
     grants: Arc<dyn auth::oauth::Grants>,
     clocks: Arc<dyn state::Clocks>,
+    deliveries: Arc<dyn state::deliveries::Deliveries>,
     #[cfg(feature = "redis-store")]
     shared: Option<Arc<state::redis::Store>>,
 }

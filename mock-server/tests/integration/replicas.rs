@@ -111,7 +111,10 @@ struct Pair {
     redis: Redis,
 }
 
-fn fixture(pits: &[String]) -> String {
+/// A Marketplace app installed on the location, whose webhooks go to `hook`.
+const HOOK_APP: &str = "665c6bb13d4e5364bdec0e2f-mawqjyjd";
+
+fn fixture(pits: &[String], hook: Option<&str>) -> String {
     let integrations: String = pits
         .iter()
         .enumerate()
@@ -133,7 +136,14 @@ oauth_apps:
   - client_id: test-client
     client_secret: test-secret
     scopes: [contacts.readonly, contacts.write]
-"#
+{apps}"#,
+        apps = match hook {
+            Some(url) => format!(
+                "  - {{client_id: {HOOK_APP}, client_secret: s3cret, scopes: [contacts.readonly], webhooks: {{url: '{url}'}}}}\n\
+                 oauth_installs:\n  - {{client_id: {HOOK_APP}, location: {LOCATION}}}\n"
+            ),
+            None => String::new(),
+        }
     )
 }
 
@@ -149,10 +159,15 @@ fn replica(redis: &Redis, fixture: &std::path::Path, world: &str) -> Server {
 
 impl Pair {
     fn start(test: &str) -> Option<Pair> {
+        Self::start_with(test, None)
+    }
+
+    /// With `hook`: an installed app whose webhooks go there.
+    fn start_with(test: &str, hook: Option<&str>) -> Option<Pair> {
         let redis = Redis::start(test)?;
         let pits: Vec<String> = (0..PITS).map(|_| format!("pit-{}", uuid::Uuid::new_v4())).collect();
         let file = redis.dir.join("fixture.yaml");
-        std::fs::write(&file, fixture(&pits)).expect("write the fixture");
+        std::fs::write(&file, fixture(&pits, hook)).expect("write the fixture");
         let world = format!("t{}", fastrand::u32(..));
         let a = replica(&redis, &file, &world);
         let b = replica(&redis, &file, &world);
@@ -456,6 +471,72 @@ async fn with_redis_stopped_the_replicas_answer_503_and_serve_again_once_it_is_b
     }
 }
 
+/// A webhook handler on loopback answering 200 to everything it gets.
+async fn handler() -> (String, tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, axum::body::Bytes)>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send((headers, body));
+            axum::http::StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_of_requests_to_either_replica_are_delivered_once_each_and_signed_with_one_key() {
+    use base64::Engine as _;
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+    let (url, mut got) = handler().await;
+    let Some(pair) = Pair::start_with("webhooks across replicas", Some(&url)) else { return };
+    let key_line = |server: &Server| {
+        server
+            .first_lines
+            .iter()
+            .find_map(|l| l.split("WEBHOOK_SIGNATURE_PUBLIC_KEY=").nth(1))
+            .map(|rest| rest.split_whitespace().next().unwrap_or_default().to_string())
+    };
+    let key = key_line(&pair.a).expect("A's banner names the public key");
+    assert_eq!(key_line(&pair.b), Some(key.clone()), "both replicas print one key");
+    let raw: [u8; 32] =
+        base64::engine::general_purpose::STANDARD.decode(&key).unwrap().try_into().expect("a 32-byte key");
+    let public = VerifyingKey::from_bytes(&raw).expect("an Ed25519 key");
+
+    for i in 0..20 {
+        let (status, body) = pair.new_contact(i, &format!("hook{i}@example.com")).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let mut seen = std::collections::HashMap::new();
+    for _ in 0..20 {
+        let (headers, body) = tokio::time::timeout(Duration::from_secs(20), got.recv())
+            .await
+            .expect("a webhook in time")
+            .expect("the handler runs");
+        let signature = base64::engine::general_purpose::STANDARD
+            .decode(headers.get("x-ghl-signature").expect("signed").to_str().unwrap())
+            .unwrap();
+        let signature = Signature::from_slice(&signature).expect("64 bytes");
+        assert!(public.verify(&body, &signature).is_ok(), "one key verifies deliveries of both replicas");
+        let payload: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(payload["type"], "ContactCreate");
+        *seen.entry(payload["webhookId"].as_str().unwrap().to_string()).or_insert(0) += 1;
+    }
+    for replica in [0, 1] {
+        let (status, body) = pair.admin(replica, Method::POST, "/webhooks/flush", None).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(got.try_recv().is_err(), "nothing was delivered twice");
+    assert_eq!(seen.len(), 20);
+    let (status, listed) = pair.admin(1, Method::GET, "/webhooks/deliveries?state=delivered", None).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["deliveries"].as_array().map(Vec::len), Some(20), "B lists A's deliveries too");
+}
+
 #[test]
 fn a_replica_whose_redis_cannot_be_reached_does_not_start_and_says_why() {
     // A port nothing listens on: bound, then let go.
@@ -467,4 +548,62 @@ fn a_replica_whose_redis_cannot_be_reached_does_not_start_and_says_why() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot reach the shared store at redis://127.0.0.1:"), "{stderr}");
+}
+
+/// The rate script decides every request as the in-memory limiter does:
+/// random traffic (the clock moving on, sometimes back, across day
+/// boundaries), both window kinds, with and without counting refusals.
+#[tokio::test]
+async fn the_shared_counters_decide_every_request_exactly_as_the_memory_limiter_does() {
+    use ghl_mock::limits::{Limiter, Profile, RateKey, Settings, WindowKind};
+    use ghl_mock::state::redis::{counters::SharedCounters, Store};
+    use ghl_mock::state::Counters;
+    let Some(redis) = Redis::start("rate script against the memory limiter") else { return };
+    let profile = Profile { burst: 5, window_ms: 10_000, daily: 40 };
+    let key = RateKey::Resource("loc".into());
+    for (case, (window, count_refused)) in [
+        (WindowKind::Rolling, false),
+        (WindowKind::Fixed, false),
+        (WindowKind::Rolling, true),
+        (WindowKind::Fixed, true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let settings = Settings { window, count_refused, ..Settings::default() };
+        let time = ghl_mock::clock::LocalTime::new(true, 0);
+        let store = Store::open(&redis.url(), &format!("case{case}"), time).await.expect("Redis answers");
+        let shared = SharedCounters::new(store, settings.clone());
+        let memory = Limiter::new(settings);
+        let mut rng = fastrand::Rng::with_seed(case as u64 + 1);
+        // Just before a day boundary, so the daily count resets on the way.
+        let mut now: i64 = 86_400_000 * 20_000 - 60_000;
+        for step in 0..600 {
+            now += match rng.u32(0..100) {
+                0..=4 => -(rng.i64(0..5_000)),
+                5..=9 => rng.i64(10_000..30_000),
+                _ => rng.i64(0..1_500),
+            };
+            match rng.u32(0..100) {
+                0..=2 => {
+                    memory.exhaust_daily(&key, profile, now);
+                    shared.exhaust_daily(&key, profile, now).await.unwrap();
+                }
+                3..=6 => {
+                    let remaining = rng.u32(0..7);
+                    memory.set_burst_remaining(&key, profile, remaining, now);
+                    shared.set_burst_remaining(&key, profile, remaining, now).await.unwrap();
+                }
+                7..=12 => {
+                    let (m, s) = (memory.peek(&key, profile, now), shared.peek(&key, profile, now).await.unwrap());
+                    assert_eq!(m, s, "case {case}, step {step}: peek at {now}");
+                }
+                _ => {
+                    let m = memory.check(&key, profile, "pit:0", "/contacts/", now);
+                    let s = shared.hit(&key, profile, "pit:0", "/contacts/", now).await.unwrap();
+                    assert_eq!(m, s, "case {case}, step {step}: request at {now}");
+                }
+            }
+        }
+    }
 }

@@ -220,7 +220,8 @@ impl Counters for SharedCounters {
     }
 }
 
-/// KEYS: window list, day hash, inj, inj:def, epoch. ARGV: mode (`hit`,
+/// KEYS: window (a sorted set of request times), day hash (day, count, a
+/// numbering of requests), inj, inj:def, epoch. ARGV: mode (`hit`,
 /// `peek`, `exhaust`, `set`), now, burst, window ms, daily, rolling, day,
 /// enabled, count refused, ttl, extra (requests `set` puts in the window),
 /// then the ids of the injected rules matching the request, oldest first.
@@ -230,20 +231,17 @@ local now = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
 local w = math.max(1, tonumber(ARGV[4]))
 local daily = tonumber(ARGV[5])
-local rolling = ARGV[6] == '1'
 local day = ARGV[7]
-while true do
-  local t = redis.call('LINDEX', KEYS[1], 0)
-  if not t then break end
-  t = tonumber(t)
-  local expired
-  if rolling then expired = now - t >= w else expired = math.floor(t / w) < math.floor(now / w) end
-  if not expired then break end
-  redis.call('LPOP', KEYS[1])
+-- Forget the requests that left the window.
+if ARGV[6] == '1' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - w))
+else
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', math.floor(now / w) * w))
 end
+local d = redis.call('HMGET', KEYS[2], 'day', 'n')
 local count = 0
-if redis.call('HGET', KEYS[2], 'day') == day then
-  count = tonumber(redis.call('HGET', KEYS[2], 'n') or '0')
+if d[1] == day then
+  count = tonumber(d[2] or '0')
 elseif mode ~= 'peek' then
   redis.call('HSET', KEYS[2], 'day', day, 'n', '0')
 end
@@ -251,42 +249,28 @@ local function touch()
   redis.call('PEXPIRE', KEYS[1], ARGV[10])
   redis.call('PEXPIRE', KEYS[2], ARGV[10])
 end
-local function record()
-  local last = redis.call('LINDEX', KEYS[1], -1)
-  if (not last) or tonumber(last) <= now then
-    redis.call('RPUSH', KEYS[1], ARGV[2])
-  else
-    -- The clock moved back: keep the list in order.
-    local all = redis.call('LRANGE', KEYS[1], 0, -1)
-    redis.call('DEL', KEYS[1])
-    local placed = false
-    for _, t in ipairs(all) do
-      if (not placed) and tonumber(t) > now then
-        redis.call('RPUSH', KEYS[1], ARGV[2])
-        placed = true
-      end
-      redis.call('RPUSH', KEYS[1], t)
-    end
-  end
-  if burst > 0 then redis.call('LTRIM', KEYS[1], -burst, -1) else redis.call('DEL', KEYS[1]) end
-  count = count + 1
-  redis.call('HSET', KEYS[2], 'day', day, 'n', string.format('%d', count))
-  touch()
+-- A request at `now` (members are numbered: several share a time).
+local function add()
+  redis.call('ZADD', KEYS[1], ARGV[2], redis.call('HINCRBY', KEYS[2], 'seq', 1))
+end
+local function trim()
+  local len = redis.call('ZCARD', KEYS[1])
+  if len > burst then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, len - burst - 1) end
 end
 if mode == 'peek' then
-  return {'', redis.call('LLEN', KEYS[1]), count, -1}
+  return {'', redis.call('ZCARD', KEYS[1]), count, -1}
 end
 if mode == 'exhaust' then
   count = math.max(count, daily)
   redis.call('HSET', KEYS[2], 'day', day, 'n', string.format('%d', count))
   touch()
-  return {'', redis.call('LLEN', KEYS[1]), count, -1}
+  return {'', redis.call('ZCARD', KEYS[1]), count, -1}
 end
 if mode == 'set' then
   redis.call('DEL', KEYS[1])
-  for _ = 1, tonumber(ARGV[11]) do redis.call('RPUSH', KEYS[1], ARGV[2]) end
+  for _ = 1, tonumber(ARGV[11]) do add() end
   touch()
-  return {'', redis.call('LLEN', KEYS[1]), count, -1}
+  return {'', redis.call('ZCARD', KEYS[1]), count, -1}
 end
 for i = 12, #ARGV do
   local id = ARGV[i]
@@ -298,18 +282,24 @@ for i = 12, #ARGV do
       redis.call('HDEL', KEYS[4], id)
       redis.call('HINCRBY', KEYS[5], 'inj', 1)
     end
-    return {'injected', redis.call('LLEN', KEYS[1]), count, -1}
+    return {'injected', redis.call('ZCARD', KEYS[1]), count, -1}
   end
 end
-local len = redis.call('LLEN', KEYS[1])
+local len = redis.call('ZCARD', KEYS[1])
 local reason = ''
 if count >= daily then reason = 'daily' elseif len >= burst then reason = 'burst' end
 if ARGV[8] ~= '1' then reason = '' end
-if reason == '' or ARGV[9] == '1' then record() end
-len = redis.call('LLEN', KEYS[1])
+if reason == '' or ARGV[9] == '1' then
+  add()
+  trim()
+  count = count + 1
+  redis.call('HSET', KEYS[2], 'day', day, 'n', string.format('%d', count))
+  touch()
+  len = redis.call('ZCARD', KEYS[1])
+end
 local frees = -1
 if reason == 'burst' and burst > 0 and len >= burst then
-  frees = tonumber(redis.call('LINDEX', KEYS[1], len - burst))
+  frees = tonumber(redis.call('ZRANGE', KEYS[1], len - burst, len - burst, 'WITHSCORES')[2])
 end
 return {reason, len, count, frees}
 "#;

@@ -22,7 +22,7 @@ use crate::state::{Journals, StateError};
 /// Entries waiting for the writer; beyond this, new ones are dropped (and counted).
 const QUEUE: usize = 16_384;
 /// Entries written by one script call.
-const BATCH: usize = 256;
+const BATCH: usize = 64;
 
 pub struct JournalSink {
     store: Arc<Store>,

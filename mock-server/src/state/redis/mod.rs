@@ -23,7 +23,7 @@
 //! |---|---|---|
 //! | `epoch` | hash | versions `world`, `inj`, `rules`; the clock: `frozen` (`1`/`0`), `ms` (the time when frozen, else the offset from the system time) |
 //! | `world` | string | the world as JSON: companies, locations, private integrations (token digests only), rotation deadlines, OAuth apps, installs, custom limits |
-//! | `rl:{key}` / `rd:{key}` | list / hash | a rate key's requests in the burst window / its day and count (`{key}` is `res:{id}` or `app:{client}:{id}`); expire 2 days after the last use |
+//! | `rl:{key}` / `rd:{key}` | sorted set / hash | a rate key's requests in the burst window (by time) / its day and count (`{key}` is `res:{id}` or `app:{client}:{id}`); expire 2 days after the last use |
 //! | `inj`, `inj:def`, `inj:seq` | hash, hash, counter | injected 429s: uses left and target by id |
 //! | `rules`, `rules:left`, `rules:seq` | hash, hash, counter | answer rules by id, and the uses left of those with a count |
 //! | `code:{code}` | string | an OAuth code's grant; expires with the code (10 min of real time, checked on the mock's clock too) |
@@ -36,13 +36,13 @@
 //! | `kinds` | set | every kind that holds records |
 //! | `journal`, `journal:seq`, `journal:bytes`, `journal:dropped` | stream, counters | the request journal of every replica, bounded in entries and bytes |
 //!
+//! | `wh:…` | hashes, lists, sorted sets | the webhook outbox and its signing keys (see [`deliveries`]) |
+//!
 //! Scripts name keys they derive (a record's location) themselves, so the
 //! store needs one Redis, not a Redis Cluster.
-//!
-//! Not shared yet: the webhook outbox and its signing key stay per replica
-//! (an event is sent by the replica whose request caused it).
 
 pub mod counters;
+pub mod deliveries;
 pub mod grants;
 mod journal;
 pub mod records;
@@ -215,6 +215,23 @@ impl Store {
             let c = self.cache();
             (c.world_version.clone(), c.injections_version.clone(), c.rules_version.clone())
         };
+        // Nearly always nothing moved but the clock: one plain read, no script.
+        type Epoch = (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>);
+        let (world_v, inj_v, rules_v, frozen, ms): Epoch = redis::cmd("HMGET")
+            .arg(self.key("epoch"))
+            .arg(&["world", "inj", "rules", "frozen", "ms"])
+            .query_async(&mut self.conn())
+            .await
+            .map_err(down)?;
+        let version = |v: Option<String>| v.unwrap_or_else(|| "0".into());
+        let (world_v, inj_v, rules_v) = (version(world_v), version(inj_v), version(rules_v));
+        if world_v == wv && inj_v == iv && rules_v == rv {
+            if let (Some(ms), Some(frozen)) = (ms.and_then(|m| m.parse::<i64>().ok()), frozen) {
+                self.time.load(frozen == "1", ms);
+            }
+            self.cache().world_missing = world_v == "0";
+            return Ok(());
+        }
         type Synced = (String, String, String, String, String, Option<String>, Vec<String>, Vec<String>, Vec<String>);
         let (world_v, inj_v, rules_v, frozen, ms, world, inj, rules, rules_left): Synced = self
             .scripts
