@@ -607,3 +607,115 @@ async fn the_shared_counters_decide_every_request_exactly_as_the_memory_limiter_
         }
     }
 }
+
+/// The shared records answer every call as the memory store does: random
+/// inserts (taken ids, duplicate emails, full locations), changes (some
+/// refused, some growing past the byte bound), upserts, removals, finds and
+/// pages of lists, over two locations.
+#[tokio::test]
+async fn the_shared_records_answer_every_call_exactly_as_the_memory_store_does() {
+    use std::sync::Arc;
+
+    use ghl_mock::error::ApiError;
+    use ghl_mock::state::memory::Memory;
+    use ghl_mock::state::redis::{records::SharedRecords, Store};
+    use ghl_mock::state::{Bounds, Cursor, Indexing, NewRecord, Query, Record, Records};
+    let Some(redis) = Redis::start("records against the memory store") else { return };
+    let bounds = Bounds { max_records: 6, max_bytes: 2_000 };
+    let memory = Memory::new(bounds, ghl_mock::World::default());
+    let store = Store::open(&redis.url(), "records", ghl_mock::clock::LocalTime::new(true, 0)).await.unwrap();
+    let shared = SharedRecords::new(store, bounds);
+    fn email_key(r: &Record) -> Vec<String> {
+        r.get("email").and_then(Value::as_str).map(|e| vec![format!("email:{e}")]).unwrap_or_default()
+    }
+    let indexing = Indexing { keys: email_key, unique: true };
+    let kind: Arc<str> = Arc::from("contacts");
+    let mut rng = fastrand::Rng::with_seed(7);
+    let pick = |rng: &mut fastrand::Rng, n: usize| rng.usize(0..n);
+    for step in 0..1_500 {
+        let location = ["locA", "locB"][pick(&mut rng, 2)].to_string();
+        let id = format!("c{}", pick(&mut rng, 30));
+        let email = format!("e{}@x.io", pick(&mut rng, 12));
+        let mut record = Record::new();
+        record.insert("email".into(), json!(email));
+        record.insert("pad".into(), json!("x".repeat(pick(&mut rng, 300))));
+        let new = NewRecord {
+            kind: kind.clone(),
+            id: id.clone(),
+            location: location.clone(),
+            created_ms: pick(&mut rng, 50) as i64,
+            record,
+        };
+        let grow = pick(&mut rng, 600);
+        let other = format!("e{}@x.io", pick(&mut rng, 12));
+        let change = move |r: &mut Record| -> Result<(), ApiError> {
+            if grow > 560 {
+                return Err(ApiError::BadRequest { message: "refused by the change".into(), meta: None });
+            }
+            r.insert("pad".into(), json!("y".repeat(grow)));
+            if grow % 3 == 0 {
+                r.insert("email".into(), json!(other));
+            }
+            Ok(())
+        };
+        let what = format!("step {step}");
+        match pick(&mut rng, 10) {
+            0..=2 => assert_eq!(
+                memory.insert(new.clone(), indexing).await,
+                shared.insert(new, indexing).await,
+                "{what}: insert"
+            ),
+            3 => assert_eq!(
+                memory.update(&kind, &id, &change, indexing).await,
+                shared.update(&kind, &id, &change, indexing).await,
+                "{what}: update"
+            ),
+            4 => {
+                let keys = vec![format!("email:{email}")];
+                assert_eq!(
+                    memory.upsert(new.clone(), &keys, &change, indexing).await,
+                    shared.upsert(new, &keys, &change, indexing).await,
+                    "{what}: upsert"
+                )
+            }
+            5 => assert_eq!(memory.remove(&kind, &id).await, shared.remove(&kind, &id).await, "{what}: remove"),
+            6 => {
+                let long = |r: &Record| r.get("pad").and_then(Value::as_str).is_some_and(|p| p.len() > 250);
+                assert_eq!(
+                    memory.remove_where(&kind, &location, &long).await,
+                    shared.remove_where(&kind, &location, &long).await,
+                    "{what}: remove_where"
+                )
+            }
+            7 => {
+                let key = format!("email:{email}");
+                assert_eq!(
+                    memory.find(&kind, &location, &key).await,
+                    shared.find(&kind, &location, &key).await,
+                    "{what}: find"
+                )
+            }
+            _ => {
+                let short = |r: &Record| r.get("pad").and_then(Value::as_str).is_some_and(|p| p.len() < 200);
+                let after = (pick(&mut rng, 3) == 0)
+                    .then(|| Cursor { created_ms: pick(&mut rng, 50) as i64, id: format!("c{}", pick(&mut rng, 30)) });
+                let query = |filter| Query {
+                    kind: "contacts",
+                    location: &location,
+                    filter,
+                    after: after.clone(),
+                    skip: step % 3,
+                    limit: 1 + step % 5,
+                    newest_first: step % 2 == 0,
+                };
+                let (m, s) = (memory.list(query(&short)).await.unwrap(), shared.list(query(&short)).await.unwrap());
+                assert_eq!((m.items, m.total, m.more), (s.items, s.total, s.more), "{what}: list");
+            }
+        }
+    }
+    let mut everything = memory.all().await.unwrap();
+    let mut shared_all = shared.all().await.unwrap();
+    everything.sort_by(|a, b| a.id.cmp(&b.id));
+    shared_all.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(everything, shared_all, "the same records in the end");
+}
