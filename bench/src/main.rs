@@ -3,7 +3,7 @@
 //! same run; figures as ratios to it, floors checked and printed PASS/FAIL,
 //! results appended to BENCHMARKS.md.
 //!
-//! Run through `cargo xtask bench [--duration S] [--concurrency N] [--soak N] [--no-record]`,
+//! Run through `cargo xtask bench [--duration S] [--concurrency N] [--soak N] [--no-record] [--peers]`,
 //! which builds the release binaries first.
 
 use std::collections::BTreeMap;
@@ -29,6 +29,8 @@ struct Options {
     threads: u32,
     soak_requests: u64,
     record: bool,
+    /// Issue 17: measure Stoplight Prism beside ghl-mock.
+    peers: bool,
     corpus: PathBuf,
     root: PathBuf,
 }
@@ -44,6 +46,7 @@ fn options() -> Result<Options, String> {
         threads: 2,
         soak_requests: 1_000_000,
         record: true,
+        peers: false,
         corpus: root.join("../shared/highlevel-openapi/apps"),
         root,
     };
@@ -61,6 +64,11 @@ fn options() -> Result<Options, String> {
             "--corpus" => o.corpus = PathBuf::from(value()?),
             "--no-record" => {
                 o.record = false;
+                i += 1;
+                continue;
+            }
+            "--peers" => {
+                o.peers = true;
                 i += 1;
                 continue;
             }
@@ -198,6 +206,34 @@ fn ensure(program: &str, package: &str) -> Result<(), String> {
     }
     eprintln!("bench: installed {package} in {:.1} s", t.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The Prism release the peers comparison measures.
+const PRISM: &str = "@stoplight/prism-cli@5.14.2";
+
+/// Issue 17: Stoplight Prism, installed with npm into `cache` the first
+/// time; answers the `prism` executable and how long the install took (0
+/// when it was there already).
+fn ensure_prism(cache: &Path) -> Result<(PathBuf, Duration), String> {
+    let prism = cache.join("node_modules/.bin/prism");
+    if prism.is_file() {
+        return Ok((prism, Duration::ZERO));
+    }
+    std::fs::create_dir_all(cache).map_err(|e| e.to_string())?;
+    eprintln!("bench: installing {PRISM} with npm into {} ...", cache.display());
+    let t = Instant::now();
+    let status = Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--loglevel", "error", "--prefix"])
+        .arg(cache)
+        .arg(PRISM)
+        .status()
+        .map_err(|e| format!("npm: {e} (Node.js and npm are needed for --peers)"))?;
+    if !status.success() || !prism.is_file() {
+        return Err(format!("npm could not install {PRISM} ({status})"));
+    }
+    let took = t.elapsed();
+    eprintln!("bench: installed Prism in {:.1} s", took.as_secs_f64());
+    Ok((prism, took))
 }
 
 /// Issue 12: a fresh `redis-server` on a free loopback port, without
@@ -553,19 +589,43 @@ end
     let (on_port, off_port, shared_port) = (on.port, off.port, shared.port);
     let turn = (d / 2).max(3);
     // The floors on (a) are judged the same way, against the baseline taken in the same turns.
-    let (mut on_runs, mut off_runs, mut base_runs, mut shared_runs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Issue 17: Prism serving the official contacts.json, asked for the same
+    // operation (`GET /contacts/{contactId}`) with the same headers.
+    let prism = match o.peers {
+        false => None,
+        true => {
+            let (exe, install) = ensure_prism(&work.join("prism"))?;
+            let contacts = o.corpus.join("contacts.json");
+            let (server, startup) = start(
+                |p| {
+                    let mut c = Command::new(&exe);
+                    c.arg("mock").arg(&contacts).args(["-h", "127.0.0.1", "-p", &p.to_string(), "-v", "silent"]);
+                    c
+                },
+                "/__prism-probe",
+            )?;
+            Some((server, install, startup))
+        }
+    };
+    let (mut on_runs, mut off_runs, mut base_runs, mut shared_runs, mut prism_runs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..3 {
         base_runs.push(wrk(&o, baseline.port, "/", None, &[], turn)?);
         on_runs.push(wrk(&o, on_port, &on_path, None, &auth, turn)?);
         off_runs.push(wrk(&o, off_port, &off_path, None, &auth, turn)?);
         shared_runs.push(wrk(&o, shared_port, &shared_path, None, &auth, turn)?);
+        if let Some((server, _, _)) = &prism {
+            prism_runs.push(wrk(&o, server.port, &on_path, None, &auth, turn)?);
+        }
     }
-    let mut shared_p99s: Vec<f64> = shared_runs.iter().map(|r| r.p99_ms).collect();
-    shared_p99s.sort_by(f64::total_cmp);
-    let shared_p99 = shared_p99s[shared_p99s.len() / 2];
-    let mut p99s: Vec<f64> = on_runs.iter().map(|r| r.p99_ms).collect();
-    p99s.sort_by(f64::total_cmp);
-    let on_p99 = p99s[p99s.len() / 2];
+    let median_p99 = |runs: &[Load]| {
+        let mut p99s: Vec<f64> = runs.iter().map(|r| r.p99_ms).collect();
+        p99s.sort_by(f64::total_cmp);
+        p99s.get(p99s.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let prism_p99 = median_p99(&prism_runs);
+    let shared_p99 = median_p99(&shared_runs);
+    let on_p99 = median_p99(&on_runs);
     let median = |runs: &mut Vec<Load>| {
         runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
         runs[runs.len() / 2].clone()
@@ -574,6 +634,9 @@ end
     let limits_off = median(&mut off_runs);
     let base_turns = median(&mut base_runs);
     let through_redis = median(&mut shared_runs);
+    let prism_load = (!prism_runs.is_empty()).then(|| median(&mut prism_runs));
+    let prism_facts = prism.as_ref().map(|(server, install, startup)| (*install, *startup, server.rss_kib()));
+    drop(prism);
     drop(on);
     drop(off);
     drop(shared);
@@ -620,8 +683,11 @@ end
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
     );
     out.push_str(&format!(
-        "\n## {date}\n\nMachine: {machine}. Command: `cargo xtask bench --duration {d} --concurrency {}` (wrk -t{} -c{}, release builds, {files} corpus files).\n\n",
-        o.concurrency, o.threads, o.concurrency
+        "\n## {date}\n\nMachine: {machine}. Command: `cargo xtask bench --duration {d} --concurrency {}{}` (wrk -t{} -c{}, release builds, {files} corpus files).\n\n",
+        o.concurrency,
+        if o.peers { " --peers" } else { "" },
+        o.threads,
+        o.concurrency
     ));
     out.push_str("| scenario | req/s | ratio to baseline | p50 ms | p99 ms | requests | answers not as expected | socket errors |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
     out.push_str(&format!(
@@ -664,6 +730,18 @@ end
         through_redis.non_2xx,
         through_redis.socket_errors
     ));
+    if let Some(p) = &prism_load {
+        out.push_str(&format!(
+            "| peer: Stoplight Prism 5.14.2 `-v silent`, official contacts.json, same (a) request, median of 3 in turns | {:.0} | {:.2} | {:.3} | {:.3} | {} | {} | {} |\n",
+            p.rps,
+            p.rps / base_turns.rps,
+            p.p50_ms,
+            p.p99_ms,
+            p.requests,
+            p.non_2xx,
+            p.socket_errors
+        ));
+    }
     let limiter_cost = 1.0 - limits_on.rps / limits_off.rps;
     out.push_str(&format!(
         "\nStart-up (process start to first answer): {:.0} ms. RSS after start-up: {:.1} MiB; after the scenarios: {:.1} MiB.\n",
@@ -683,6 +761,24 @@ end
         100.0 * through_redis.rps / base_turns.rps
     ));
     let mut floors: BTreeMap<&str, (bool, String)> = BTreeMap::new();
+    if let (Some(p), Some((install, startup, rss))) = (&prism_load, prism_facts) {
+        let (times, p99_ratio) = (limits_on.rps / p.rps, on_p99 / prism_p99);
+        out.push_str(&format!(
+            "Peers: ghl-mock (31 files) answers {times:.1}× Prism's req/s (one file) with {:.1}× lower p99 ({on_p99:.3} vs {prism_p99:.3} ms), medians of 3 runs in turns. Prism: installed in {:.1} s (0: cached in target/bench/prism), start-up {:.0} ms, RSS {:.1} MiB.\n",
+            1.0 / p99_ratio,
+            install.as_secs_f64(),
+            startup.as_secs_f64() * 1000.0,
+            rss as f64 / 1024.0
+        ));
+        floors.insert(
+            "A ghl-mock >= 30x Prism's req/s",
+            (times >= 30.0, format!("{times:.1}× ({:.0} vs {:.0} req/s)", limits_on.rps, p.rps)),
+        );
+        floors.insert(
+            "B ghl-mock p99 <= 1/10 of Prism's",
+            (p99_ratio <= 0.1, format!("{on_p99:.3} vs {prism_p99:.3} ms ({:.1}× lower)", 1.0 / p99_ratio)),
+        );
+    }
     floors.insert(
         "9 (a) through Redis: p99 < 5 ms at concurrency 32",
         (

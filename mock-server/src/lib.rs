@@ -102,6 +102,9 @@ pub enum StartError {
 pub struct Started {
     pub mock: Arc<Mock>,
     pub tokens: Vec<IssuedToken>,
+    /// Issue 12: the shared store held a world already (another replica, or
+    /// an earlier run, made it): this start issued no tokens.
+    pub joined: bool,
 }
 
 impl Mock {
@@ -166,7 +169,7 @@ impl Mock {
             let _ = mock.log.set(log);
         }
         mock.write_tokens_file(&tokens)?;
-        Ok(Started { mock, tokens })
+        Ok(Started { mock, tokens, joined: false })
     }
 
     /// Issue 12: a mock whose state lives on the Redis at `url`, under the
@@ -229,7 +232,7 @@ impl Mock {
             }
         }
         mock.write_tokens_file(&tokens)?;
-        Ok(Started { mock, tokens })
+        Ok(Started { mock, tokens, joined: !made })
     }
 
     /// The mock from what `Prepared` read and the backends chosen.

@@ -360,6 +360,7 @@ fn serve(args: ServeArgs, admin_token: Option<String>) -> ExitCode {
             }
         };
         let mock = started_mock.mock;
+        let joined = started_mock.joined;
         let minted: Vec<_> = started_mock.tokens.into_iter().filter(|t| t.minted).collect();
         let addr = format!("{}:{}", args.host, args.port);
         let listener = match tokio::net::TcpListener::bind(&addr).await {
@@ -386,6 +387,12 @@ fn serve(args: ServeArgs, admin_token: Option<String>) -> ExitCode {
             #[cfg(not(feature = "redis-store"))]
             let shown = url;
             say!("  store: shared, world \"{}\" on {shown}", args.world);
+            if joined {
+                say!(
+                    "  world: found on the store, made by another replica or an earlier run (its tokens were printed there; \
+                     --tokens-file or `ghl-mock pit create` give you one)"
+                );
+            }
         }
         if let Some(path) = &args.tokens_file {
             say!("  tokens: the current token of each private integration is in {}", path.display());

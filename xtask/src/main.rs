@@ -14,7 +14,7 @@ tasks:
          a base URL from the environment (remote: GHL_BASE_URL, GHL_PIT,
          GHL_LOCATION_ID, ...; see conformance/ and the README); prints the
          summary table and writes JUnit XML (default target/conformance-TARGET.xml)
-  bench [--duration S] [--concurrency N] [--threads N] [--soak N] [--no-record]
+  bench [--duration S] [--concurrency N] [--threads N] [--soak N] [--no-record] [--peers]
          release builds of ghl-mock and a minimal axum baseline under wrk (installed
          with apt-get when missing): five scenarios as ratios to the baseline,
          start-up, memory, a soak of N requests (default 1,000,000), floors

@@ -253,6 +253,12 @@ fn server_error(description: String) -> OAuthError {
     OAuthError { status: 500, error: "server_error", description }
 }
 
+/// The store of codes, refresh tokens or the key did not answer (a shared
+/// store that is down): OAuth's own word for "try again later".
+fn unavailable(e: StateError) -> OAuthError {
+    OAuthError { status: 503, error: "temporarily_unavailable", description: e.0 }
+}
+
 impl OAuth {
     pub fn new(grants: Arc<dyn Grants>) -> Self {
         Self { keys: tokio::sync::OnceCell::new(), grants }
@@ -261,7 +267,7 @@ impl OAuth {
     async fn keys(&self) -> Result<&Keys, OAuthError> {
         self.keys
             .get_or_try_init(|| async {
-                let der = self.grants.signing_key(&generate_key).await.map_err(|e| server_error(e.0))?;
+                let der = self.grants.signing_key(&generate_key).await.map_err(unavailable)?;
                 keys_from(&der).map_err(|e| server_error(format!("no signing key: {e}")))
             })
             .await
@@ -277,7 +283,7 @@ impl OAuth {
 
     /// `grant_type=authorization_code`: a code works once, for its own client.
     pub async fn exchange_code(&self, client_id: &str, code: &str, now_ms: i64) -> Result<Value, OAuthError> {
-        let found = self.grants.take_code(code).await.map_err(|e| server_error(e.0))?;
+        let found = self.grants.take_code(code).await.map_err(unavailable)?;
         let Some((grant, expires_at_ms)) = found else {
             return Err(OAuthError::invalid_grant("authorization code is unknown or already used"));
         };
@@ -299,7 +305,7 @@ impl OAuth {
         if claims.oauth_meta.client != client_id {
             return Err(OAuthError::invalid_grant("refresh token was issued to another client"));
         }
-        let grant = match self.grants.use_refresh(&claims.jti).await.map_err(|e| server_error(e.0))? {
+        let grant = match self.grants.use_refresh(&claims.jti).await.map_err(unavailable)? {
             RefreshUse::Unknown => return Err(OAuthError::invalid_grant("refresh token is invalid")),
             RefreshUse::Used => return Err(OAuthError::invalid_grant("refresh token has already been used")),
             RefreshUse::Fresh(grant) => grant,
@@ -350,7 +356,7 @@ impl OAuth {
         }
         if with_refresh {
             let (refresh, jti) = self.sign(grant, now_ms, REFRESH_TTL_SECS).await?;
-            self.grants.put_refresh(jti, grant.clone()).await.map_err(|e| server_error(e.0))?;
+            self.grants.put_refresh(jti, grant.clone()).await.map_err(unavailable)?;
             answer["refresh_token"] = Value::from(refresh);
         }
         Ok(answer)
