@@ -578,8 +578,10 @@ mod tests {
         let (mut total, mut missed) = (0usize, Vec::new());
         for op in &set.operations {
             let mut schemas: Vec<(String, Value)> =
-                op.params.iter().map(|p| (format!("parameter {}", p.name), p.schema.clone())).collect();
-            schemas.extend(op.body.as_ref().and_then(|b| b.schema.clone()).map(|b| ("request body".to_string(), b)));
+                op.params.iter().map(|p| (format!("parameter {}", p.name), (*p.schema).clone())).collect();
+            schemas.extend(
+                op.body.as_ref().and_then(|b| b.schema.as_deref().cloned()).map(|b| ("request body".to_string(), b)),
+            );
             schemas.extend(op.success.schema.as_ref().map(|a| ("answer".to_string(), (**a).clone())));
             for (what, schema) in schemas {
                 let Ok(validator) = compile(&schema) else { continue };
@@ -618,9 +620,9 @@ mod tests {
         let mut report = Vec::new();
         for op in &set.operations {
             let mut schemas: Vec<(String, Value)> =
-                op.params.iter().map(|p| (format!("parameter {}", p.name), p.schema.clone())).collect();
+                op.params.iter().map(|p| (format!("parameter {}", p.name), (*p.schema).clone())).collect();
             if let Some(body) = op.body.as_ref().and_then(|b| b.schema.clone()) {
-                schemas.push(("request body".into(), body));
+                schemas.push(("request body".into(), (*body).clone()));
             }
             if let Some(answer) = &op.success.schema {
                 schemas.push(("answer".into(), (**answer).clone()));

@@ -90,6 +90,13 @@ impl DocStore {
         }
     }
 
+    /// Forgets a document and what was inlined from it (it is read again
+    /// if a later file refers to it).
+    pub fn forget(&mut self, key: &str) {
+        self.docs.remove(key);
+        self.inlined.retain(|(file, _), _| file != key);
+    }
+
     fn read(&self, key: &str) -> Result<String, String> {
         match &self.source {
             Source::Embedded(files) => files

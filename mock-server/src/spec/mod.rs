@@ -112,8 +112,9 @@ pub struct Param {
     pub name: String,
     pub location: ParamIn,
     pub required: bool,
-    /// JSON Schema (request direction) of the value.
-    pub schema: Value,
+    /// JSON Schema (request direction) of the value (shared by every
+    /// parameter with the same schema).
+    pub schema: Arc<Value>,
     pub validator: Option<Arc<jsonschema::Validator>>,
 }
 
@@ -123,7 +124,7 @@ pub struct RequestBody {
     /// Media types the operation accepts, as written in the spec.
     pub content_types: Vec<String>,
     /// JSON Schema (request direction) of a JSON or form body.
-    pub schema: Option<Value>,
+    pub schema: Option<Arc<Value>>,
     pub validator: Option<Arc<jsonschema::Validator>>,
 }
 
@@ -176,7 +177,7 @@ pub struct Operation {
 pub struct Alternative {
     pub status: u16,
     /// JSON Schema (response direction), if the response has one.
-    pub schema: Option<Value>,
+    pub schema: Option<Arc<Value>>,
     pub examples: Vec<(String, Value)>,
 }
 
@@ -273,6 +274,7 @@ pub fn load(source: Source, seed: u64) -> Result<SpecSet, LoadError> {
         resources: resources::Table::default(),
     };
     let mut seen_ids: std::collections::HashMap<String, String> = Default::default();
+    let mut shared = Shared::default();
     for key in keys {
         let doc = match store.get(&key) {
             Ok(doc) => doc.clone(),
@@ -295,7 +297,7 @@ pub fn load(source: Source, seed: u64) -> Result<SpecSet, LoadError> {
             });
             continue;
         }
-        if let Err(e) = serde_json::from_value::<openapiv3::OpenAPI>(doc.clone()) {
+        if let Err(e) = <openapiv3::OpenAPI as serde::Deserialize>::deserialize(&doc) {
             set.warnings.push(Warning::new(
                 &key,
                 "",
@@ -304,7 +306,11 @@ pub fn load(source: Source, seed: u64) -> Result<SpecSet, LoadError> {
             ));
         }
         let before = set.operations.len();
-        load_file(&mut store, &key, &doc, seed, &mut set, &mut seen_ids);
+        load_file(&mut store, &mut shared, &key, &doc, seed, &mut set, &mut seen_ids);
+        // Done with it: what it inlined is in the operations now (a later
+        // file that refers to it reads it again).
+        drop(doc);
+        store.forget(&key);
         set.files.push(FileSummary { file: key, operations: set.operations.len() - before });
     }
     if set.operations.is_empty() {
@@ -316,6 +322,7 @@ pub fn load(source: Source, seed: u64) -> Result<SpecSet, LoadError> {
 
 fn load_file(
     store: &mut docs::DocStore,
+    shared: &mut Shared,
     key: &str,
     doc: &Value,
     seed: u64,
@@ -362,7 +369,7 @@ fn load_file(
                 continue;
             };
             let pointer = format!("{item_pointer}/{method_name}");
-            let mut ctx = OpCtx { key, pointer: &pointer, warnings: &mut set.warnings };
+            let mut ctx = OpCtx { key, pointer: &pointer, warnings: &mut set.warnings, shared: &mut *shared };
             let mut operation = ctx.operation(op, method.clone(), path, &shared_params, global_security, seed);
             if let Some(first) = seen_ids.get(&operation.id) {
                 ctx.warn(
@@ -395,6 +402,34 @@ struct OpCtx<'a> {
     key: &'a str,
     pointer: &'a str,
     warnings: &'a mut Vec<Warning>,
+    shared: &'a mut Shared,
+}
+
+/// Issue 17: schemas and validators that repeat across operations and files
+/// (a `{"type": "string"}` parameter, the 401 and 422 bodies, the
+/// `common-schemas.json` types inlined everywhere), kept once and shared.
+#[derive(Default)]
+struct Shared {
+    schemas: std::collections::HashMap<String, Arc<Value>>,
+    /// By schema: the validator and whether patterns had to be left out, or why it failed.
+    validators: std::collections::HashMap<String, Result<(Arc<jsonschema::Validator>, bool), String>>,
+}
+
+impl Shared {
+    /// The one copy of `schema`.
+    fn schema(&mut self, schema: Value) -> Arc<Value> {
+        let text = serde_json::to_string(&schema).unwrap_or_default();
+        self.schemas.entry(text).or_insert_with(|| Arc::new(schema)).clone()
+    }
+
+    /// The one validator of `schema`.
+    fn validator(&mut self, schema: &Value) -> Result<(Arc<jsonschema::Validator>, bool), String> {
+        let text = serde_json::to_string(schema).unwrap_or_default();
+        self.validators
+            .entry(text)
+            .or_insert_with(|| compile_lenient(schema).map(|(v, stripped)| (Arc::new(v), stripped)))
+            .clone()
+    }
 }
 
 impl OpCtx<'_> {
@@ -475,7 +510,7 @@ impl OpCtx<'_> {
                 WarningKind::UndeclaredPathParam,
                 format!("path parameter '{name}' is used in the path but not declared; taken as a required string"),
             );
-            let schema = serde_json::json!({"type": "string"});
+            let schema = self.shared.schema(serde_json::json!({"type": "string"}));
             let validator = self.validator(&schema, "path parameter");
             out.push(Param { name: name.to_string(), location: ParamIn::Path, required: true, schema, validator });
         }
@@ -503,6 +538,7 @@ impl OpCtx<'_> {
             ),
             None => Value::Object(Map::new()),
         };
+        let schema = self.shared.schema(schema);
         let validator = self.validator(&schema, &format!("parameter '{}'", data.name));
         Some(Param {
             name: data.name,
@@ -515,7 +551,7 @@ impl OpCtx<'_> {
 
     /// A compiled request-side validator, or a warning and none.
     fn validator(&mut self, schema: &Value, what: &str) -> Option<Arc<jsonschema::Validator>> {
-        match compile_lenient(schema) {
+        match self.shared.validator(schema) {
             Ok((v, stripped)) => {
                 if stripped {
                     self.warn(
@@ -523,7 +559,7 @@ impl OpCtx<'_> {
                         format!("{what}: patterns the validator cannot compile are not checked"),
                     );
                 }
-                Some(Arc::new(v))
+                Some(v)
             }
             Err(e) => {
                 self.warn(WarningKind::BadSchema, format!("{what}: schema cannot be compiled ({e}); not validated"));
@@ -542,7 +578,14 @@ impl OpCtx<'_> {
                 .and_then(|(_, media)| media.get("schema"))
         });
         let schema = schema.map(|s| {
-            schema::convert(s, Direction::Request, self.key, &format!("{}/requestBody", self.pointer), self.warnings)
+            let converted = schema::convert(
+                s,
+                Direction::Request,
+                self.key,
+                &format!("{}/requestBody", self.pointer),
+                self.warnings,
+            );
+            self.shared.schema(converted)
         });
         let validator = schema.as_ref().and_then(|s| self.validator(s, "request body"));
         Some(RequestBody {
@@ -565,7 +608,8 @@ impl OpCtx<'_> {
             let mut quiet = Vec::new();
             let schema = media
                 .and_then(|m| m.get("schema"))
-                .map(|raw| schema::convert(raw, Direction::Response, self.key, self.pointer, &mut quiet));
+                .map(|raw| schema::convert(raw, Direction::Response, self.key, self.pointer, &mut quiet))
+                .map(|converted| self.shared.schema(converted));
             out.push(Alternative { status, examples: examples_of(media, None), schema });
         }
         out.sort_by_key(|a| a.status);
@@ -608,7 +652,7 @@ impl OpCtx<'_> {
         };
         let pointer = format!("{}/responses/{status}", self.pointer);
         let converted = schema::convert(raw_schema, Direction::Response, self.key, &pointer, self.warnings);
-        let validator = match compile_lenient(&converted) {
+        let validator = match self.shared.validator(&converted) {
             Ok((v, stripped)) => {
                 if stripped {
                     self.warn(
@@ -616,7 +660,7 @@ impl OpCtx<'_> {
                         "response schema has patterns the validator cannot compile; checked without them".into(),
                     );
                 }
-                Some(Arc::new(v))
+                Some(v)
             }
             Err(e) => {
                 self.warn(
@@ -644,7 +688,7 @@ impl OpCtx<'_> {
                 _ => examples.push((name, value)),
             }
         }
-        let schema = Arc::new(converted);
+        let schema = self.shared.schema(converted);
         let rng_seed = seed ^ fnv1a(id.as_bytes());
         let body = crate::respond::default_body(&schema, validator.as_deref(), &examples, rng_seed);
         if !body.clamped.is_empty() {
