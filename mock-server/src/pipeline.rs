@@ -201,7 +201,10 @@ async fn answer(
     };
     *body_read = true;
     seen.body(&bytes);
-    let body = parse_body(&parts.headers, &bytes, mock.config.limits.max_json_depth);
+    let body = match multipart_boundary(&parts.headers) {
+        Some(boundary) => read_multipart(op, boundary, bytes.clone()).await,
+        None => parse_body(&parts.headers, &bytes, mock.config.limits.max_json_depth),
+    };
 
     if let Some((who, _, _)) = &principal {
         let named = check::named_locations(
@@ -458,6 +461,39 @@ fn parse_body(headers: &axum::http::HeaderMap, bytes: &Bytes, max_depth: usize) 
         return Err(ApiError::MalformedBody { message: format!("JSON is nested deeper than {max_depth} levels") });
     }
     Ok(Some(value))
+}
+
+/// The boundary of a `multipart/form-data` body, when the request has one
+/// (a multipart type without a boundary is left to `parse_body`, which
+/// ignores it, and to the validator, which finds the body missing).
+fn multipart_boundary(headers: &axum::http::HeaderMap) -> Option<String> {
+    let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    if !content_type.trim_start().to_ascii_lowercase().starts_with("multipart/form-data") {
+        return None;
+    }
+    multer::parse_boundary(content_type).ok()
+}
+
+/// Issue 14: a `multipart/form-data` body as an object of its text fields,
+/// typed by the operation's schema, so that it is validated and
+/// location-checked as JSON bodies are. File parts are the upload's, not the
+/// body's: NestJS's file interceptor takes them out before its validation
+/// pipe sees the body.
+async fn read_multipart(op: &Operation, boundary: String, bytes: Bytes) -> Result<Option<Value>, ApiError> {
+    let malformed = |e: multer::Error| ApiError::MalformedBody { message: format!("malformed multipart body: {e}") };
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(bytes) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut fields = Vec::new();
+    while let Some(field) = multipart.next_field().await.map_err(malformed)? {
+        let name = field.name().unwrap_or_default().to_string();
+        let is_file = field.file_name().is_some();
+        let data = field.bytes().await.map_err(malformed)?;
+        if !is_file {
+            fields.push((name, String::from_utf8_lossy(&data).into_owned()));
+        }
+    }
+    let schema = op.body.as_ref().and_then(|b| b.schema.as_deref());
+    Ok(Some(crate::validate::form_fields(schema, fields)))
 }
 
 async fn read_body(body: Body, limits: &crate::config::Limits) -> Result<Bytes, ApiError> {

@@ -143,6 +143,41 @@ fn check_param(param: &Param, values: &[&str], messages: &mut Vec<String>) {
 }
 
 /// Reads text values as the schema's type.
+/// Issue 14: the fields of a `multipart/form-data` body as an object, each
+/// read as the type its property's schema asks for (as query values are);
+/// a field the schema does not name stays text (and is then refused as
+/// unknown), a value that is not of its type stays text (and is refused for
+/// its type). A field sent twice is a list.
+pub fn form_fields(schema: Option<&Value>, fields: Vec<(String, String)>) -> Value {
+    let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
+    for (name, value) in fields {
+        // `attachmentUrls[]` is the usual spelling of a list field.
+        let name = name.strip_suffix("[]").map(str::to_string).unwrap_or(name);
+        match grouped.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, values)) => values.push(value),
+            None => grouped.push((name, vec![value])),
+        }
+    }
+    let properties = schema.and_then(|s| s.get("properties"));
+    let mut out = Map::new();
+    for (name, values) in grouped {
+        let texts: Vec<&str> = values.iter().map(String::as_str).collect();
+        let value = match properties.and_then(|p| p.get(&name)) {
+            Some(property) => typed(property, &texts).unwrap_or_else(|_| text_value(&values)),
+            None => text_value(&values),
+        };
+        out.insert(name, value);
+    }
+    Value::Object(out)
+}
+
+fn text_value(values: &[String]) -> Value {
+    match values {
+        [one] => Value::String(one.clone()),
+        many => Value::Array(many.iter().cloned().map(Value::String).collect()),
+    }
+}
+
 fn typed(schema: &Value, values: &[&str]) -> Result<Value, &'static str> {
     let ty = schema_type(schema);
     if ty == Some("array") {

@@ -123,7 +123,7 @@ pub struct RequestBody {
     pub required: bool,
     /// Media types the operation accepts, as written in the spec.
     pub content_types: Vec<String>,
-    /// JSON Schema (request direction) of a JSON or form body.
+    /// JSON Schema (request direction) of a JSON, form or multipart body.
     pub schema: Option<Arc<Value>>,
     pub validator: Option<Arc<jsonschema::Validator>>,
 }
@@ -574,7 +574,9 @@ impl OpCtx<'_> {
         let content_types: Vec<String> = content.map(|c| c.keys().cloned().collect()).unwrap_or_default();
         let schema = content.and_then(|c| {
             c.iter()
-                .find(|(t, _)| t.contains("json") || t.contains("x-www-form-urlencoded"))
+                .find(|(t, _)| {
+                    t.contains("json") || t.contains("x-www-form-urlencoded") || t.contains("multipart/form-data")
+                })
                 .and_then(|(_, media)| media.get("schema"))
         });
         let schema = schema.map(|s| {

@@ -97,7 +97,7 @@ async fn every_operation_of_the_official_corpus_is_routed_and_answers_with_a_val
         }
         if let Some(mut body) = request_body(op, seed) {
             refer(&mut body, &refs);
-            request = request.json(&body);
+            request = with_body(request, op, &body);
         }
         let response = request.send().await.expect("request");
         let status = response.status().as_u16();

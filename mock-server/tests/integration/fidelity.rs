@@ -149,3 +149,109 @@ async fn a_token_naming_another_company_is_refused_and_its_own_company_is_served
     .await;
     assert_eq!(status, 200, "with the check off: {answer}");
 }
+
+/// A `multipart/form-data` body: text fields, then one file part.
+fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str)>) -> (String, String) {
+    let boundary = "ghlMockBoundary7MA4YWxkTrZu0gW";
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"));
+    }
+    if let Some((name, file)) = file {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: image/png\r\n\r\n\u{1}PNG-bytes\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// A PIT of location A that may upload (the scopes only the official files name).
+async fn uploader(m: &TestMock) -> String {
+    let (status, made) = m
+        .admin(
+            Method::POST,
+            "/integrations",
+            Some(json!({"name": "Uploader", "owner": {"location": LOC_A}, "scopes": ["conversations/message.write", "medias.write"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    made["token"].as_str().expect("a token").to_string()
+}
+
+async fn upload(m: &TestMock, token: &str, path: &str, (content_type, body): (String, String)) -> (u16, Value) {
+    let r = m
+        .http
+        .post(format!("{}{path}", m.url))
+        .header("Version", VERSION)
+        .bearer_auth(token)
+        .header("Content-Type", content_type)
+        .body(body);
+    let (status, mut answer) = read(r.send().await.expect("upload")).await;
+    if let Some(map) = answer.as_object_mut() {
+        map.remove("traceId");
+    }
+    (status, answer)
+}
+
+#[tokio::test]
+async fn a_multipart_upload_is_validated_field_by_field_as_a_json_body_is() {
+    let Some(spec) = corpus() else { return };
+    let m = start(spec, |_| {}).await;
+    let token = uploader(&m).await;
+    let path = "/conversations/messages/upload";
+    let fields = [
+        ("conversationId", "conv1"),
+        ("contactId", "contact1"),
+        ("locationId", LOC_A),
+        ("attachmentUrls", "https://files.example/a.png"),
+    ];
+    // The file part is the upload's, not the body's (NestJS's file interceptor takes it out).
+    let (status, answer) = upload(&m, &token, path, multipart(&fields, Some(("fileAttachment", "a.png")))).await;
+    assert!((200..300).contains(&status), "a well-formed upload is taken: {status} {answer}");
+    let (status, answer) = upload(&m, &token, path, multipart(&fields[..3], Some(("fileAttachment", "a.png")))).await;
+    assert_eq!((status, answer), (422, unprocessable(&["attachmentUrls should not be empty"])));
+
+    let mut with_unknown = fields.to_vec();
+    with_unknown.push(("foo", "1"));
+    let (status, answer) = upload(&m, &token, path, multipart(&with_unknown, Some(("fileAttachment", "a.png")))).await;
+    assert_eq!((status, answer), (422, unprocessable(&["property foo should not exist"])));
+
+    // Typed by the schema as query values are: `hosted` is a boolean.
+    let (status, answer) = upload(
+        &m,
+        &token,
+        "/medias/upload-file",
+        multipart(&[("hosted", "true"), ("name", "logo")], Some(("file", "logo.png"))),
+    )
+    .await;
+    assert!((200..300).contains(&status), "`hosted=true` is a boolean: {status} {answer}");
+    let (status, answer) =
+        upload(&m, &token, "/medias/upload-file", multipart(&[("hosted", "maybe")], Some(("file", "logo.png")))).await;
+    assert_eq!((status, answer), (422, unprocessable(&["hosted must be a boolean value"])));
+
+    let (status, answer) =
+        upload(&m, &token, path, ("multipart/form-data; boundary=nope".into(), "garbage".into())).await;
+    assert_eq!(status, 400, "a body that is not multipart is refused: {answer}");
+}
+
+#[tokio::test]
+async fn a_multipart_upload_naming_another_location_is_refused_as_a_json_body_is() {
+    let Some(spec) = corpus() else { return };
+    let m = start(spec, |_| {}).await;
+    let token = uploader(&m).await;
+    let fields = [("conversationId", "conv1"), ("contactId", "contact1"), ("locationId", LOC_B)];
+    let (status, answer) =
+        upload(&m, &token, "/conversations/messages/upload", multipart(&fields, Some(("fileAttachment", "a.png"))))
+            .await;
+    let (json_status, json_answer) = call(
+        &m,
+        Method::POST,
+        "/contacts/",
+        Some(&m.token("Loc")),
+        Some(json!({"firstName": "Ann", "locationId": LOC_B})),
+    )
+    .await;
+    assert_eq!((status, json_status), (403, 403), "{answer} {json_answer}");
+    assert_eq!(answer["message"], json_answer["message"], "the same refusal as a JSON body naming another location");
+}

@@ -249,6 +249,30 @@ impl Drop for Server {
     }
 }
 
+/// `body` sent as the operation takes it: JSON, or (for an upload that
+/// takes only `multipart/form-data`) as text fields, a list as repeated ones.
+pub fn with_body(request: reqwest::RequestBuilder, op: &Operation, body: &Value) -> reqwest::RequestBuilder {
+    let types = op.body.as_ref().map(|b| b.content_types.clone()).unwrap_or_default();
+    let multipart_only = !types.is_empty() && types.iter().all(|t| t.starts_with("multipart/form-data"));
+    if !multipart_only {
+        return request.json(body);
+    }
+    let boundary = "ghlMockTestBoundary0123456789";
+    let mut text = String::new();
+    let mut field = |name: &str, value: &Value| {
+        let value = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+        text.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"));
+    };
+    for (name, value) in body.as_object().into_iter().flatten() {
+        match value {
+            Value::Array(items) => items.iter().for_each(|item| field(name, item)),
+            other => field(name, other),
+        }
+    }
+    text.push_str(&format!("--{boundary}--\r\n"));
+    request.header("Content-Type", format!("multipart/form-data; boundary={boundary}")).body(text)
+}
+
 /// A fresh directory for one test's files.
 pub fn scratch_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ghl-mock-{name}-{}-{}", std::process::id(), fastrand::u64(..)));
