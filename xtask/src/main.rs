@@ -2,6 +2,8 @@
 //!
 //! Kept free of dependencies so that it compiles in a second.
 
+mod readme;
+
 use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: cargo xtask <task>
@@ -18,7 +20,10 @@ tasks:
          release builds of ghl-mock and a minimal axum baseline under wrk (installed
          with apt-get when missing): five scenarios as ratios to the baseline,
          start-up, memory, a soak of N requests (default 1,000,000), floors
-         printed PASS/FAIL, results appended to BENCHMARKS.md";
+         printed PASS/FAIL, results appended to BENCHMARKS.md
+  readme every shell example of README.md, in order, against the mock its own
+         `serve` examples start (markers: <!-- readme: serve|allow N…|file NAME|skip WHY -->);
+         fails on an example that exits non-zero or gets an answer it does not expect";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +31,13 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("conformance") => conformance(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("readme") => match std::env::current_dir() {
+            Ok(root) => readme::main(&root, &|args| cargo(args)),
+            Err(e) => {
+                eprintln!("readme: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
