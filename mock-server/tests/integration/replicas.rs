@@ -416,6 +416,33 @@ async fn rules_and_injected_429s_are_withdrawn_through_either_replica_and_spent_
 }
 
 #[tokio::test]
+async fn a_reset_through_one_replica_starts_every_replica_over_from_the_fixture() {
+    let Some(pair) = Pair::start("reset across replicas") else { return };
+    let (status, created) = pair.new_contact(0, "gone@example.com").await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["contact"]["id"].as_str().expect("an id").to_string();
+    let (status, made) = pair
+        .admin(
+            1,
+            Method::POST,
+            "/integrations",
+            Some(json!({"name": "extra", "owner": {"location": LOCATION}, "scopes": ["contacts.readonly"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let extra = made["token"].as_str().expect("a token").to_string();
+
+    let (status, reset) = pair.admin(1, Method::POST, "/reset", None).await;
+    assert_eq!(status, 200, "{reset}");
+    let (status, _) = pair.api(0, Method::GET, &format!("/contacts/{id}"), &pair.pits[0], None).await;
+    assert_eq!(status, 400, "the contact made before the reset is gone on A too");
+    let (status, _) = pair.api(0, Method::GET, &format!("/contacts/?locationId={LOCATION}"), &extra, None).await;
+    assert_eq!(status, 401, "an integration made after the start is gone on A too");
+    let (status, again) = pair.new_contact(0, "gone@example.com").await;
+    assert_eq!(status, 201, "the fixture's token works again, and the email is free: {again}");
+}
+
+#[tokio::test]
 async fn the_journal_and_the_report_see_the_requests_of_both_replicas() {
     let Some(pair) = Pair::start("journal across replicas") else { return };
     for i in 0..6 {
