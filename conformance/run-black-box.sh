@@ -9,7 +9,8 @@
 #   conformance/run-black-box.sh auth::     # only tests whose name contains auth::
 #
 # GHL_BLACK_BOX_PORT picks the port (default: a free one); GHL_JUNIT the XML
-# path (default: target/conformance-black-box.xml).
+# path (default: target/conformance-black-box.xml); GHL_CONFORMANCE_BIN an
+# installed `ghl-conformance` to run instead of the suite's test target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,13 +56,12 @@ fi
 echo "run-black-box: ghl-mock (pid $server) answers on $url"
 
 status=0
-GHL_TARGET=remote \
-GHL_BASE_URL="$url" \
-GHL_ADMIN_URL="$url" \
-GHL_PIT="$pit" \
-GHL_LOCATION_ID="$location" \
-GHL_LOW_SCOPE_PIT="$low_scope_pit" \
-GHL_JUNIT="${GHL_JUNIT:-$PWD/target/conformance-black-box.xml}" \
+export GHL_TARGET=remote GHL_BASE_URL="$url" GHL_ADMIN_URL="$url" GHL_PIT="$pit" GHL_LOCATION_ID="$location" \
+  GHL_LOW_SCOPE_PIT="$low_scope_pit" GHL_JUNIT="${GHL_JUNIT:-$PWD/target/conformance-black-box.xml}"
+if [ -n "${GHL_CONFORMANCE_BIN:-}" ]; then
+  "$GHL_CONFORMANCE_BIN" --target remote "$@" || status=$?
+else
   cargo test -q -p ghl-conformance --test suite -- "$@" || status=$?
+fi
 echo "run-black-box: suite exited with status $status; stopping ghl-mock"
 exit "$status"

@@ -191,7 +191,10 @@ pub enum Plane {
 
 /// The HTTP client of one run.
 pub struct Transport {
-    runtime: tokio::runtime::Runtime,
+    /// Owned for the transport's life; shut down in the background when it
+    /// ends, so that a transport may be dropped inside an async test.
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
     http: reqwest::Client,
     api_requests: AtomicU64,
     control_requests: AtomicU64,
@@ -211,7 +214,8 @@ impl Transport {
             .build()
             .map_err(|e| Error::Transport(format!("cannot build an HTTP client: {e}")))?;
         Ok(Self {
-            runtime,
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
             http,
             api_requests: AtomicU64::new(0),
             control_requests: AtomicU64::new(0),
@@ -220,8 +224,9 @@ impl Transport {
         })
     }
 
-    pub fn runtime(&self) -> &tokio::runtime::Runtime {
-        &self.runtime
+    /// The transport's runtime, for work that must run on it.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.handle
     }
 
     pub fn api_requests(&self) -> u64 {
@@ -271,7 +276,7 @@ impl Transport {
                 request.header("content-type", content_type.as_str()).body(bytes.clone())
             }
         };
-        let answer = self.runtime.block_on(async move {
+        let exchange = async move {
             let response = request.send().await.map_err(|e| Error::Transport(e.without_url().to_string()))?;
             let status = response.status().as_u16();
             let headers = response
@@ -281,7 +286,20 @@ impl Transport {
                 .collect();
             let body = response.bytes().await.map_err(|e| Error::Transport(e.without_url().to_string()))?.to_vec();
             Ok::<_, Error>(Answer { status, headers, body })
-        })?;
+        };
+        // Called from inside an async runtime (a user's `#[tokio::test]`),
+        // blocking this thread on the transport's runtime would panic: the
+        // exchange then waits on a thread of its own.
+        let answer = if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| self.handle.block_on(exchange))
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Transport("the request's thread panicked".into())))
+            })?
+        } else {
+            self.handle.block_on(exchange)?
+        };
         if plane == Plane::Api {
             let rate_limit = RATE_LIMIT_HEADERS
                 .iter()
@@ -297,6 +315,14 @@ impl Transport {
             self.log.lock().unwrap_or_else(|p| p.into_inner()).push(logged);
         }
         Ok(answer)
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 

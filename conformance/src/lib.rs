@@ -13,7 +13,8 @@
 //! embedded specs into requests, [`strategy`] turns their schemas into
 //! proptest strategies, [`normalise`] makes answers comparable for the shared
 //! snapshot files, and [`runner`] runs the tests and reports them as a table
-//! and as JUnit XML. The tests themselves live in `tests/suite/`.
+//! and as JUnit XML. The tests themselves live in [`suite`], which the
+//! `ghl-conformance` binary and the `suite` test target both run.
 
 pub mod client;
 pub mod contract;
@@ -23,6 +24,8 @@ pub mod limiter;
 pub mod normalise;
 pub mod runner;
 pub mod strategy;
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+pub mod suite;
 pub mod target;
 
 pub use client::{Answer, Call};

@@ -193,8 +193,15 @@ pub struct Target {
 impl Target {
     /// `GHL_TARGET=mock` (the default) or `remote`.
     pub fn from_env() -> Result<Self, Error> {
+        let kind = std::env::var("GHL_TARGET").ok().filter(|v| !v.trim().is_empty());
+        Self::named(kind.as_deref())
+    }
+
+    /// The target of that kind (`mock`, `remote`; `None`: mock), its
+    /// settings from the environment.
+    pub fn named(kind: Option<&str>) -> Result<Self, Error> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        match env("GHL_TARGET").as_deref().map(str::trim) {
+        match kind.map(str::trim) {
             None | Some("mock") => Self::mock(ghl_mock::Config { seed: 1, ..ghl_mock::Config::default() }),
             Some("remote") => Self::remote(&env),
             Some(other) => Err(Error::Settings(format!("GHL_TARGET={other:?}: use `mock` or `remote`"))),
@@ -230,11 +237,16 @@ impl Target {
         let (pit, low_scope_pit) = (token(FULL_PIT_NAME)?, token(LOW_PIT_NAME)?);
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let mock = started.mock.clone();
-        let listener = transport
-            .runtime()
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        // Bound without blocking on a runtime, so that a target can be made
+        // inside a user's async test too.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| Error::Mock(format!("cannot listen on 127.0.0.1:0: {e}")))?;
         let addr = listener.local_addr().map_err(|e| Error::Mock(e.to_string()))?;
+        let listener = {
+            let _entered = transport.runtime().enter();
+            tokio::net::TcpListener::from_std(listener).map_err(|e| Error::Mock(e.to_string()))?
+        };
         transport.runtime().spawn(async move {
             let _ = ghl_mock::serve(listener, mock, async {
                 let _ = stopped.await;

@@ -2,15 +2,15 @@
 //! `Version` header, the operation's scope (401, not 403, and before the
 //! location), and the location a request names (403).
 
-use ghl_conformance::contract::{self, message, refusal, PUBLISHED_VERSIONS, VERSION};
-use ghl_conformance::runner::ensure;
-use ghl_conformance::target::WITHHELD_SCOPE;
-use ghl_conformance::{Capability, Stop, Suite};
+use crate::contract::{self, message, refusal, PUBLISHED_VERSIONS, VERSION};
+use crate::runner::ensure;
+use crate::target::WITHHELD_SCOPE;
+use crate::{Capability, Stop, Suite};
 use ghl_mock::spec::Operation;
 use proptest::prelude::*;
 use reqwest::Method;
 
-use crate::support::{add, answered, step, Ctx};
+use super::support::{add, answered, step, Ctx};
 
 pub fn register(s: &mut Suite<Ctx>) {
     add!(s, "version", a_request_without_a_version_header_is_refused_once_its_token_is_accepted);

@@ -1,12 +1,12 @@
 //! BEHAVIOUR.md §4: the `X-RateLimit-*` headers on every answer after
 //! authentication, the 429 body, and one deliberate burst past the limit.
 
-use ghl_conformance::contract::{self, message, refusal, PUBLISHED_VERSIONS};
-use ghl_conformance::runner::ensure;
-use ghl_conformance::{Capability, Stop, Suite};
+use crate::contract::{self, message, refusal, PUBLISHED_VERSIONS};
+use crate::runner::ensure;
+use crate::{Capability, Stop, Suite};
 use proptest::prelude::*;
 
-use crate::support::{add, exactly, rate_limit_problems, step, Ctx};
+use super::support::{add, exactly, rate_limit_problems, step, Ctx};
 
 pub fn register(s: &mut Suite<Ctx>) {
     add!(s, "limits", every_answer_to_an_accepted_token_carries_consistent_rate_limit_headers);
@@ -49,7 +49,7 @@ fn every_answer_to_an_accepted_token_carries_consistent_rate_limit_headers(ctx: 
 
 /// True when the target recognised the token of a logged answer: it carried
 /// one, was routed, and was not refused as an unknown or invalid token.
-fn accepted(log: &ghl_conformance::client::Logged) -> bool {
+fn accepted(log: &crate::client::Logged) -> bool {
     let token_refused =
         log.status == 401 && matches!(log.message.as_deref(), Some(message::INVALID_JWT | message::INVALID_PIT));
     log.had_bearer && !token_refused && log.status != 404 && log.status != 405

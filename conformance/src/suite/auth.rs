@@ -2,13 +2,13 @@
 //! rotated, expired and wrong-kind tokens, each refused with its exact body;
 //! and the lifecycles that decide when a token stops working.
 
-use ghl_conformance::contract::{self, message, refusal, VERSION};
-use ghl_conformance::runner::ensure;
-use ghl_conformance::{Call, Capability, Stop, Suite};
+use crate::contract::{self, message, refusal, VERSION};
+use crate::runner::ensure;
+use crate::{Call, Capability, Stop, Suite};
 use ghl_mock::spec::Operation;
 use proptest::prelude::*;
 
-use crate::support::{add, answered, exactly, step, Ctx};
+use super::support::{add, answered, exactly, step, Ctx};
 
 pub fn register(s: &mut Suite<Ctx>) {
     add!(s, "auth", a_request_without_a_token_is_refused_as_an_invalid_jwt);

@@ -2,14 +2,14 @@
 //! that the PIT's scopes allow answers 2xx with a body its schema accepts;
 //! invalid requests get 422 in HighLevel's validation shape.
 
-use ghl_conformance::contract::{self, VERSION};
-use ghl_conformance::runner::ensure;
-use ghl_conformance::{Call, Stop, Suite};
+use crate::contract::{self, VERSION};
+use crate::runner::ensure;
+use crate::{Call, Stop, Suite};
 use proptest::prelude::*;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::support::{add, case, step, Ctx};
+use super::support::{add, case, step, Ctx};
 
 pub fn register(s: &mut Suite<Ctx>, ctx: &Ctx) {
     let mut reads: Vec<(usize, String)> = ctx

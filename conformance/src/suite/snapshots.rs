@@ -1,20 +1,34 @@
 //! Golden answers, one file per request under the top-level `snapshots/`,
 //! shared by every target: a difference between the mock and a sandbox shows
-//! up as a snapshot diff. Normalised first (see `ghl_conformance::normalise`).
+//! up as a snapshot diff. Normalised first (see `crate::normalise`).
 //!
 //! Snapshots change on purpose only: review with `cargo insta review`, or
 //! rerun with `INSTA_UPDATE=always` and read the diff before committing. With
 //! `CI=true` insta never writes them, so a mismatch fails the run.
 
-use ghl_conformance::contract::{self, VERSION};
-use ghl_conformance::normalise;
-use ghl_conformance::{Call, Stop, Suite};
+use crate::contract::{self, VERSION};
+use crate::normalise;
+use crate::{Call, Stop, Suite};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::Ctx;
+use super::support::Ctx;
 
 type Build = fn(&Ctx) -> Result<Call, Stop>;
+
+/// Where the snapshot files are, for this run (see `suite::Options`).
+static DIR: std::sync::Mutex<Option<std::path::PathBuf>> = std::sync::Mutex::new(None);
+
+pub(super) fn set_dir(dir: std::path::PathBuf) {
+    *DIR.lock().unwrap_or_else(|p| p.into_inner()) = Some(dir);
+}
+
+fn dir() -> std::path::PathBuf {
+    let chosen = DIR.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    // Absolute, so that insta does not read it relative to this source file.
+    let dir = chosen.unwrap_or_else(|| "snapshots".into());
+    std::path::absolute(&dir).unwrap_or(dir)
+}
 
 const CASES: &[(&str, &str, Build)] = &[
     ("auth_missing_token", "GET /contacts/ without Authorization", |ctx| Ok(contacts(ctx).version(VERSION))),
@@ -66,7 +80,7 @@ pub fn register(s: &mut Suite<Ctx>) {
             let answer = ctx.send(&call)?;
             let normalised = normalise::for_snapshot(&answer);
             insta::with_settings!({
-                snapshot_path => "../../../snapshots",
+                snapshot_path => dir(),
                 prepend_module_to_snapshot => false,
                 description => *description,
                 omit_expression => true,

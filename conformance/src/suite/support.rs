@@ -5,10 +5,10 @@
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 
-use ghl_conformance::contract::{self, first_id, VERSION};
-use ghl_conformance::runner::ensure;
-use ghl_conformance::target::WITHHELD_SCOPE;
-use ghl_conformance::{Answer, Call, Capability, Contract, Stop, Target};
+use crate::contract::{self, first_id, VERSION};
+use crate::runner::ensure;
+use crate::target::WITHHELD_SCOPE;
+use crate::{Answer, Call, Capability, Contract, Stop, Target};
 use ghl_mock::spec::Operation;
 use proptest::strategy::Strategy;
 use proptest::test_runner::{TestCaseError, TestError, TestRunner};
@@ -155,7 +155,7 @@ impl Ctx {
     /// A body that names a pipeline and stage names real ones: HighLevel
     /// refuses an opportunity in a pipeline the location does not have.
     fn refer_to_pipeline(&self, call: &mut Call) -> Result<(), Stop> {
-        let Some(ghl_conformance::client::Body::Json(Value::Object(body))) = &mut call.body else { return Ok(()) };
+        let Some(crate::client::Body::Json(Value::Object(body))) = &mut call.body else { return Ok(()) };
         if !body.contains_key("pipelineId") {
             return Ok(());
         }
@@ -207,7 +207,7 @@ pub fn rate_limit_problems(headers: &[(String, String)]) -> Option<String> {
     let get = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
     let mut values = HashMap::new();
     let mut missing = Vec::new();
-    for name in ghl_conformance::client::RATE_LIMIT_HEADERS {
+    for name in crate::client::RATE_LIMIT_HEADERS {
         match get(name).map(|v| v.trim().parse::<u64>()) {
             Some(Ok(n)) => {
                 values.insert(name, n);
