@@ -160,6 +160,19 @@ pub struct DeliveryStats {
     pub dropped: u64,
 }
 
+impl DeliveryStats {
+    /// Counts one held delivery by where it stands.
+    pub fn count(&mut self, d: &Delivery) {
+        self.in_flight += usize::from(d.in_flight);
+        match d.state {
+            DeliveryState::Pending => self.pending += 1,
+            DeliveryState::Delivered => self.delivered += 1,
+            DeliveryState::Failed => self.failed += 1,
+            DeliveryState::Abandoned => self.abandoned += 1,
+        }
+    }
+}
+
 /// The outbox. Each call is atomic by itself; a networked backend runs
 /// `claim_due`, `claim` and `record` as one script each, so that one
 /// replica, and only one, sends each attempt.
@@ -343,17 +356,7 @@ impl Deliveries for MemoryDeliveries {
         let o = self.lock();
         let mut stats =
             DeliveryStats { capacity: self.capacity, held: o.by_id.len(), dropped: o.dropped, ..Default::default() };
-        for d in o.by_id.values() {
-            if d.in_flight {
-                stats.in_flight += 1;
-            }
-            match d.state {
-                DeliveryState::Pending => stats.pending += 1,
-                DeliveryState::Delivered => stats.delivered += 1,
-                DeliveryState::Failed => stats.failed += 1,
-                DeliveryState::Abandoned => stats.abandoned += 1,
-            }
-        }
+        o.by_id.values().for_each(|d| stats.count(d));
         Ok(stats)
     }
 

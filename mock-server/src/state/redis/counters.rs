@@ -192,13 +192,7 @@ impl Counters for SharedCounters {
 
     async fn injections(&self) -> Result<Vec<ActiveInjection>, StateError> {
         let (left, defs) = self.store.two_hashes("inj", "inj:def").await?;
-        let left: std::collections::HashMap<&str, u32> = left
-            .chunks(2)
-            .filter_map(|p| match p {
-                [id, n] => Some((id.as_str(), n.parse().ok()?)),
-                _ => None,
-            })
-            .collect();
+        let left = super::counts(&left);
         Ok(parse_injections(&defs)
             .into_iter()
             .filter_map(|(id, target)| {

@@ -100,24 +100,6 @@ impl SharedDeliveries {
             .map_err(down)?;
         self.fetch(&ids).await
     }
-
-    async fn key_once(
-        &self,
-        name: &str,
-        make: &(dyn Fn() -> Result<Vec<u8>, String> + Send + Sync),
-    ) -> Result<Vec<u8>, StateError> {
-        let key = self.store.key(name);
-        let mut conn = self.store.conn();
-        let found: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(down)?;
-        if let Some(k) = found {
-            return Ok(k);
-        }
-        let mine = make().map_err(StateError)?;
-        let _: Option<String> =
-            redis::cmd("SET").arg(&key).arg(&mine).arg("NX").query_async(&mut conn).await.map_err(down)?;
-        let stored: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(down)?;
-        stored.ok_or_else(|| StateError("the shared webhook key vanished while it was stored".into()))
-    }
 }
 
 #[async_trait::async_trait]
@@ -246,15 +228,7 @@ impl Deliveries for SharedDeliveries {
             dropped: dropped.unwrap_or(0),
             ..Default::default()
         };
-        for d in &all {
-            stats.in_flight += usize::from(d.in_flight);
-            match d.state {
-                DeliveryState::Pending => stats.pending += 1,
-                DeliveryState::Delivered => stats.delivered += 1,
-                DeliveryState::Failed => stats.failed += 1,
-                DeliveryState::Abandoned => stats.abandoned += 1,
-            }
-        }
+        all.iter().for_each(|d| stats.count(d));
         Ok(stats)
     }
 
@@ -291,14 +265,14 @@ impl Deliveries for SharedDeliveries {
         &self,
         make: &(dyn Fn() -> Result<Vec<u8>, String> + Send + Sync),
     ) -> Result<Vec<u8>, StateError> {
-        self.key_once("wh:key", make).await
+        self.store.set_once("wh:key", make).await
     }
 
     async fn legacy_signing_key(
         &self,
         make: &(dyn Fn() -> Result<Vec<u8>, String> + Send + Sync),
     ) -> Result<Vec<u8>, StateError> {
-        self.key_once("wh:legacy-key", make).await
+        self.store.set_once("wh:legacy-key", make).await
     }
 }
 

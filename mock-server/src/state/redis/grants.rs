@@ -105,19 +105,7 @@ impl Grants for SharedGrants {
         &self,
         make: &(dyn Fn() -> Result<Vec<u8>, String> + Send + Sync),
     ) -> Result<Vec<u8>, StateError> {
-        let s = &self.store;
-        let key = s.key("jwt-key");
-        let mut conn = s.conn();
-        let found: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(down)?;
-        if let Some(der) = found {
-            return Ok(der);
-        }
-        // Two replicas starting at once both make one; the first stored wins.
-        let mine = make().map_err(StateError)?;
-        let _: Option<String> =
-            redis::cmd("SET").arg(&key).arg(&mine).arg("NX").query_async(&mut conn).await.map_err(down)?;
-        let stored: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(down)?;
-        stored.ok_or_else(|| StateError("the shared signing key vanished while it was stored".into()))
+        self.store.set_once("jwt-key", make).await
     }
 
     async fn clear(&self) -> Result<(), StateError> {

@@ -359,8 +359,19 @@ impl Clocks for Store {
     }
 }
 
+/// `HGETALL` of a hash of counts (id, n, …) as a map; malformed pairs are left out.
+fn counts(flat: &[String]) -> std::collections::HashMap<&str, u32> {
+    flat.chunks(2)
+        .filter_map(|pair| match pair {
+            [id, n] => Some((id.as_str(), n.parse().ok()?)),
+            _ => None,
+        })
+        .collect()
+}
+
 impl Store {
     async fn clock_script(&self, op: &str, ms: String, frozen: &str) -> Result<(), StateError> {
+        let local = self.time.raw();
         let (frozen, ms): (String, String) = self
             .scripts
             .clock
@@ -369,8 +380,8 @@ impl Store {
             .arg(ms)
             .arg(frozen)
             .arg(crate::clock::system_now_ms())
-            .arg(self.time.raw().0 as u8)
-            .arg(self.time.raw().1)
+            .arg(u8::from(local.0))
+            .arg(local.1)
             .invoke_async(&mut self.conn())
             .await
             .map_err(down)?;
@@ -404,6 +415,27 @@ impl Store {
             .await
             .map_err(down)?;
         Ok(removed == 1)
+    }
+
+    /// The value under `suffix`, made by `make` and stored by the first
+    /// replica that asks (set-if-absent), the same for every replica after.
+    async fn set_once(
+        &self,
+        suffix: &str,
+        make: &(dyn Fn() -> Result<Vec<u8>, String> + Send + Sync),
+    ) -> Result<Vec<u8>, StateError> {
+        let key = self.key(suffix);
+        let mut conn = self.conn();
+        let found: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(down)?;
+        if let Some(value) = found {
+            return Ok(value);
+        }
+        // Two replicas starting at once both make one; the first stored wins.
+        let mine = make().map_err(StateError)?;
+        let _: Option<String> =
+            redis::cmd("SET").arg(&key).arg(&mine).arg("NX").query_async(&mut conn).await.map_err(down)?;
+        let stored: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.map_err(down)?;
+        stored.ok_or_else(|| StateError(format!("the shared {suffix} vanished while it was stored")))
     }
 
     /// Two hashes (suffixes), each as `HGETALL` flattens it, in one round trip.

@@ -24,13 +24,7 @@ impl SharedRules {
 /// Rules as `HGETALL rules` and `HGETALL rules:left` list them, oldest
 /// first, each with the uses it has left.
 pub(super) fn parse_rules(rules: &[String], left: &[String]) -> Vec<Rule> {
-    let left: std::collections::HashMap<&str, u32> = left
-        .chunks(2)
-        .filter_map(|p| match p {
-            [id, n] => Some((id.as_str(), n.parse().ok()?)),
-            _ => None,
-        })
-        .collect();
+    let left = super::counts(left);
     let mut out: Vec<Rule> = rules
         .chunks(2)
         .filter_map(|pair| match pair {
