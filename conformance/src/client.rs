@@ -98,6 +98,20 @@ impl Call {
         self.headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("authorization") && v.starts_with("Bearer "))
     }
 
+    /// The path and its query as they go on the wire (`/path?a=1&b=x+y`).
+    pub fn path_and_query(&self) -> String {
+        let Ok(mut url) = reqwest::Url::parse(&format!("http://target{}", self.path)) else {
+            return self.path.clone();
+        };
+        if !self.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(self.query.iter());
+        }
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        }
+    }
+
     /// `GET /path?query` with the token shown as its fingerprint: for messages.
     pub fn describe(&self) -> String {
         let mut out = format!("{} {}", self.method, self.path);

@@ -34,6 +34,19 @@ pub mod message {
     pub const TOO_MANY_REQUESTS: &str = "Too Many Requests";
 }
 
+/// HighLevel's 400 for a path that v3 removed, called with `Version: v3`;
+/// `endpoint` is the path and query as sent [doc: issue 304 of HighLevel's docs repo].
+pub fn removed_in_v3(endpoint: &str) -> Value {
+    serde_json::json!({
+        "message": format!(
+            "Endpoint {endpoint} not available in API version v3. This endpoint was removed in version v3. \
+             Please use a version before v3."
+        ),
+        "error": "Bad Request",
+        "statusCode": 400,
+    })
+}
+
 /// The body of an auth-layer refusal: `statusCode` and `message`, nothing else.
 pub fn refusal(status: u16, message: &str) -> Value {
     serde_json::json!({"statusCode": status, "message": message})

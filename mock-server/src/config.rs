@@ -57,6 +57,19 @@ pub struct Fidelity {
     /// body) that is not its company is refused with 403 and this text
     /// [guess: the text]; empty: not checked.
     pub foreign_company_message: String,
+    /// Issue 14: with v3 files loaded, a path of the dated versions that the
+    /// v3 files leave out of a service they cover, called with `Version: v3`:
+    /// refused with HighLevel's 400 `… was removed in version v3 …` [doc],
+    /// or served by the dated operation (for clients that send `v3` to old paths).
+    pub removed_in_v3: RemovedInV3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovedInV3 {
+    #[default]
+    Refuse,
+    Serve,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -97,6 +110,7 @@ impl Default for Fidelity {
             unknown_properties: UnknownProperties::Reject,
             secure_unsecured_operations: true,
             foreign_company_message: "The token does not have access to this company.".into(),
+            removed_in_v3: RemovedInV3::Refuse,
         }
     }
 }

@@ -19,6 +19,11 @@ pub enum ApiError {
         method: String,
         path: String,
     },
+    /// Issue 14: asked with `Version: v3`, a path that v3 removed;
+    /// `endpoint` is the path and query as sent.
+    RemovedInV3 {
+        endpoint: String,
+    },
     /// The path exists, not with this method.
     MethodNotAllowed {
         allowed: Vec<Method>,
@@ -83,7 +88,7 @@ impl ApiError {
             ApiError::Auth(e) => e.status(),
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest { .. } | ApiError::RemovedInV3 { .. } => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::MalformedBody { .. } => StatusCode::BAD_REQUEST,
@@ -103,6 +108,14 @@ impl ApiError {
             ApiError::NotFound { method, path } => {
                 json!({"statusCode": code, "message": format!("Cannot {method} {path}"), "error": "Not Found"})
             }
+            ApiError::RemovedInV3 { endpoint } => json!({
+                "message": format!(
+                    "Endpoint {endpoint} not available in API version v3. This endpoint was removed in version v3. \
+                     Please use a version before v3."
+                ),
+                "error": "Bad Request",
+                "statusCode": code,
+            }),
             ApiError::MethodNotAllowed { .. } => {
                 json!({"statusCode": code, "message": "Method Not Allowed", "error": "Method Not Allowed"})
             }
@@ -173,6 +186,7 @@ impl std::fmt::Display for ApiError {
             ApiError::RateLimited => f.write_str("rate limited"),
             ApiError::Unprocessable { messages } => write!(f, "invalid request: {}", messages.join("; ")),
             ApiError::BadRequest { message, .. } => f.write_str(message),
+            ApiError::RemovedInV3 { endpoint } => write!(f, "{endpoint} was removed in v3"),
             ApiError::PayloadTooLarge { .. } => f.write_str("body too large"),
             ApiError::HeadersTooLarge { .. } => f.write_str("headers too large"),
             ApiError::MalformedBody { message } => f.write_str(message),

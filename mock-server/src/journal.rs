@@ -115,7 +115,7 @@ impl Refused {
                 Some(Refusal::Burst) | None => Refused::RateLimitedBurst,
             },
             ApiError::Unprocessable { .. } => Refused::Validation,
-            ApiError::BadRequest { .. } => Refused::BadRequest,
+            ApiError::BadRequest { .. } | ApiError::RemovedInV3 { .. } => Refused::BadRequest,
             ApiError::MalformedBody { .. } => Refused::MalformedBody,
             ApiError::PayloadTooLarge { .. } | ApiError::HeadersTooLarge { .. } => Refused::PayloadTooLarge,
             ApiError::RequestTimeout => Refused::RequestTimeout,

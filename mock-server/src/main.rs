@@ -462,7 +462,18 @@ fn check_specs(dir: Option<PathBuf>, all: bool) -> ExitCode {
         say!("  refused: {}", e.message);
     }
     let scopes = set.scopes();
-    say!("operations: {}", set.operations.len());
+    let v3 = set.operations.iter().filter(|o| o.era == spec::Era::V3).count();
+    if v3 == 0 {
+        say!("operations: {} (every published Version reaches them)", set.operations.len());
+    } else {
+        let services = set.v3_services.iter().map(|s| format!("/{s}")).collect::<Vec<_>>().join(" ");
+        say!(
+            "operations: {} ({} of the dated versions, {v3} of v3; under Version v3 a dated path of {services} \
+             answers 400 as removed in v3)",
+            set.operations.len(),
+            set.operations.len() - v3
+        );
+    }
     say!("scopes ({}): {}", scopes.len(), scopes.into_iter().collect::<Vec<_>>().join(" "));
     let mut by_kind: std::collections::BTreeMap<String, usize> = Default::default();
     for w in &set.warnings {

@@ -150,8 +150,15 @@ async fn answer(
     }
     let method = parts.method.clone();
     let path = parts.uri.path();
-    let (index, raw_params) = match mock.spec.find_with(&method, path, mock.config.fidelity.case_insensitive_paths) {
+    let version = parts.headers.get("version").and_then(|v| v.to_str().ok());
+    let any_case = mock.config.fidelity.case_insensitive_paths;
+    let serve_removed = mock.config.fidelity.removed_in_v3 == crate::config::RemovedInV3::Serve;
+    let (index, raw_params) = match mock.spec.route(&method, path, any_case, version, serve_removed) {
         Match::Found(index, params) => (index, params),
+        Match::RemovedInV3 => {
+            let endpoint = parts.uri.path_and_query().map_or(path, |p| p.as_str()).to_string();
+            return Err(ApiError::RemovedInV3 { endpoint });
+        }
         Match::WrongMethod(allowed) => {
             return Err(match mock.config.fidelity.wrong_method {
                 crate::config::WrongMethod::MethodNotAllowed => ApiError::MethodNotAllowed { allowed },
@@ -400,8 +407,10 @@ async fn owned_answer(
         return Ok(None);
     }
     match (op.path.trim_end_matches('/'), who) {
-        ("/oauth/token", _) => crate::respond::oauth::token(mock, world, body).await.map(Some),
-        ("/oauth/locationToken", Some(who)) => crate::respond::oauth::location_token(mock, who, body).await.map(Some),
+        ("/oauth/token", _) => crate::respond::oauth::token(mock, op, world, body).await.map(Some),
+        ("/oauth/locationToken" | "/oauth/location-token", Some(who)) => {
+            crate::respond::oauth::location_token(mock, op, who, body).await.map(Some)
+        }
         _ => Ok(None),
     }
 }

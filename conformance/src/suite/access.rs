@@ -16,6 +16,7 @@ pub fn register(s: &mut Suite<Ctx>) {
     add!(s, "version", a_request_without_a_version_header_is_refused_once_its_token_is_accepted);
     add!(s, "version", an_unpublished_version_is_refused_as_invalid);
     add!(s, "version", every_published_version_is_accepted_on_any_read);
+    add!(s, "version", a_path_only_v3_serves_is_not_found_under_a_dated_version);
     add!(s, "scope", a_token_without_the_operations_scope_is_refused_with_401_before_its_location_is_checked);
     add!(s, "location", a_pit_naming_another_location_is_refused_with_403);
 }
@@ -58,7 +59,8 @@ fn an_unpublished_version_is_refused_as_invalid(ctx: &Ctx) -> Result<(), Stop> {
 }
 
 /// The live API accepts every published value on any established path,
-/// whatever the operation's own `Version` enum says.
+/// whatever the operation's own `Version` enum says; under `v3`, a path v3
+/// removed answers HighLevel's 400 instead, exactly (BEHAVIOUR.md §8).
 fn every_published_version_is_accepted_on_any_read(ctx: &Ctx) -> Result<(), Stop> {
     let reads: Vec<usize> = indexes_of(ctx, |o| {
         o.method == Method::GET
@@ -72,6 +74,10 @@ fn every_published_version_is_accepted_on_any_read(ctx: &Ctx) -> Result<(), Stop
         |(i, v)| {
             let call = contract::request(op(ctx, i), ctx.location(), &[], 1).bearer(ctx.pit()).version(v);
             let answer = step(ctx.send(&call))?;
+            if v == "v3" && answer.status == 400 {
+                let endpoint = call.path_and_query();
+                return answered(&call, &answer, 400, &contract::removed_in_v3(&endpoint));
+            }
             prop_assert!((200..300).contains(&answer.status), "Version {v}: {}", answer.summary());
             Ok(())
         },
@@ -81,6 +87,20 @@ fn every_published_version_is_accepted_on_any_read(ctx: &Ctx) -> Result<(), Stop
     for v in PUBLISHED_VERSIONS {
         let answer = ctx.send(&probe.clone().version(v))?;
         ensure((200..300).contains(&answer.status), || format!("Version {v}: {}", answer.summary()))?;
+    }
+    Ok(())
+}
+
+/// Issue 14: `/oauth/location-token` is v3's name for the location-token
+/// exchange; asked with a dated version, that path does not exist, and
+/// Express answers it as any unknown route (BEHAVIOUR.md §8).
+fn a_path_only_v3_serves_is_not_found_under_a_dated_version(ctx: &Ctx) -> Result<(), Stop> {
+    let body = serde_json::json!({"companyId": "ghlMockNoCompany0001", "locationId": ctx.location()});
+    for v in PUBLISHED_VERSIONS.iter().filter(|v| **v != "v3") {
+        let call = crate::Call::post("/oauth/location-token").bearer(ctx.pit()).version(v).json(body.clone());
+        let answer = ctx.send(&call)?;
+        let wanted = serde_json::json!({"statusCode": 404, "message": "Cannot POST /oauth/location-token", "error": "Not Found"});
+        super::support::exactly(&answer, 404, &wanted).map_err(|e| Stop::Fail(format!("Version {v}: {e}")))?;
     }
     Ok(())
 }

@@ -27,6 +27,7 @@ pub fn register(s: &mut Suite<Ctx>, ctx: &Ctx) {
     }
     add!(s, "validation", an_invalid_email_in_a_new_contact_is_refused_with_422_and_its_message);
     add!(s, "validation", a_contact_list_limit_over_100_is_refused_with_422);
+    add!(s, "validation", a_body_property_the_schema_does_not_name_is_refused_with_422_one_message_each);
 }
 
 fn read_answers_what_its_schema_describes(ctx: &Ctx, index: usize) -> Result<(), Stop> {
@@ -52,6 +53,20 @@ fn read_answers_what_its_schema_describes(ctx: &Ctx, index: usize) -> Result<(),
     })
 }
 
+/// The operation of the default specs at `method path`, when the PIT may
+/// call it (skipped when it lacks a scope).
+fn callable<'c>(ctx: &'c Ctx, method: Method, path: &str) -> Result<&'c ghl_mock::spec::Operation, Stop> {
+    let op = ctx
+        .contract
+        .operation(&method, path)
+        .ok_or_else(|| Stop::Fail(format!("the default specs have no {method} {path}")))?;
+    let missing = contract::missing_scopes(op, ctx.scopes());
+    if !missing.is_empty() {
+        return Err(Stop::Skip(format!("the PIT does not hold {}", missing.join(", "))));
+    }
+    Ok(op)
+}
+
 /// The 422 shape: `statusCode`, a list of messages, `error`, and a `traceId`.
 fn validation_shape(body: &Value) -> Result<Vec<String>, String> {
     let object = body.as_object().ok_or_else(|| format!("not a JSON object: {body}"))?;
@@ -71,14 +86,7 @@ fn validation_shape(body: &Value) -> Result<Vec<String>, String> {
 }
 
 fn an_invalid_email_in_a_new_contact_is_refused_with_422_and_its_message(ctx: &Ctx) -> Result<(), Stop> {
-    let op = ctx
-        .contract
-        .operation(&Method::POST, "/contacts/")
-        .ok_or_else(|| Stop::Fail("the default specs have no POST /contacts/".into()))?;
-    let missing = contract::missing_scopes(op, ctx.scopes());
-    if !missing.is_empty() {
-        return Err(Stop::Skip(format!("the PIT does not hold {}", missing.join(", "))));
-    }
+    let op = callable(ctx, Method::POST, "/contacts/")?;
     let validator = op.body.as_ref().and_then(|b| b.validator.clone());
     let bodies = contract::body_strategy(op, ctx.location())
         .ok_or_else(|| Stop::Fail("POST /contacts/ has no body schema".into()))?;
@@ -100,15 +108,37 @@ fn an_invalid_email_in_a_new_contact_is_refused_with_422_and_its_message(ctx: &C
     })
 }
 
+/// Issue 14: HighLevel validates bodies with NestJS's `ValidationPipe`
+/// (`whitelist` + `forbidNonWhitelisted`): a property the DTO does not name
+/// is refused, `property X should not exist`, one message per property.
+fn a_body_property_the_schema_does_not_name_is_refused_with_422_one_message_each(ctx: &Ctx) -> Result<(), Stop> {
+    let op = callable(ctx, Method::POST, "/contacts/")?;
+    let bodies = contract::body_strategy(op, ctx.location())
+        .ok_or_else(|| Stop::Fail("POST /contacts/ has no body schema".into()))?;
+    let schema = op.body.as_ref().and_then(|b| b.schema.clone());
+    let named =
+        move |name: &str| schema.as_deref().and_then(|s| s.get("properties")).and_then(|p| p.get(name)).is_some();
+    // Names no contact DTO has: a `ghlMock` prefix and a few letters.
+    let unknown = proptest::collection::btree_set("ghlMock[A-Z][a-z]{2,8}", 1..=3);
+    ctx.property((bodies, unknown), |(mut body, extra)| {
+        prop_assert!(extra.iter().all(|name| !named(name)), "the generator picked a named property: {extra:?}");
+        for name in &extra {
+            body[name.as_str()] = Value::from(1);
+        }
+        let call = ctx.authed(Call::post("/contacts/").json(body));
+        let answer = step(ctx.send(&call))?;
+        prop_assert_eq!(answer.status, 422, "{}", answer.summary());
+        let messages = case(validation_shape(&answer.body_value()))?;
+        for name in &extra {
+            let wanted = format!("property {name} should not exist");
+            prop_assert_eq!(messages.iter().filter(|m| **m == wanted).count(), 1, "{:?}", messages);
+        }
+        Ok(())
+    })
+}
+
 fn a_contact_list_limit_over_100_is_refused_with_422(ctx: &Ctx) -> Result<(), Stop> {
-    let op = ctx
-        .contract
-        .operation(&Method::GET, "/contacts/")
-        .ok_or_else(|| Stop::Fail("the default specs have no GET /contacts/".into()))?;
-    let missing = contract::missing_scopes(op, ctx.scopes());
-    if !missing.is_empty() {
-        return Err(Stop::Skip(format!("the PIT does not hold {}", missing.join(", "))));
-    }
+    callable(ctx, Method::GET, "/contacts/")?;
     ctx.property(101u32..=10_000, |limit| {
         let call =
             ctx.authed(Call::get("/contacts/").query("locationId", ctx.location()).query("limit", limit.to_string()));

@@ -104,7 +104,9 @@ pub fn check_security(op: &Operation, who: &Principal) -> Result<(), AuthError> 
     let refused = requirements(op, who);
     // The location-token exchange words a location token's refusal its own way [seen].
     match refused {
-        Err(AuthError::UserTypeMismatch) if op.path.eq_ignore_ascii_case("/oauth/locationToken") => {
+        Err(AuthError::UserTypeMismatch)
+            if op.path.eq_ignore_ascii_case("/oauth/locationToken") || op.path == "/oauth/location-token" =>
+        {
             Err(AuthError::UserTypeNotSupported)
         }
         other => other,

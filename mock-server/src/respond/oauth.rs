@@ -1,6 +1,11 @@
 //! The two OAuth endpoints the mock owns: `POST /oauth/token` and
-//! `POST /oauth/locationToken`. The auth pipeline has already checked the
-//! agency token of the latter; these handlers mint tokens.
+//! `POST /oauth/locationToken` (`/oauth/location-token` in v3). The auth
+//! pipeline has already checked the agency token of the latter; these
+//! handlers mint tokens.
+//!
+//! v3 names the fields of both in camelCase (`clientId`, `accessToken`):
+//! a field is read under either name, and the answer takes the names its
+//! operation's response schema declares.
 
 use serde_json::Value;
 
@@ -8,17 +13,73 @@ use crate::auth::check::Principal;
 use crate::auth::oauth::{Grant, OAuthError};
 use crate::auth::secret;
 use crate::error::ApiError;
+use crate::spec::{Era, Operation};
 use crate::world::Owner;
 use crate::Mock;
 
 fn field<'a>(body: Option<&'a Value>, name: &str) -> Option<&'a str> {
-    body.and_then(|b| b.get(name)).and_then(Value::as_str).filter(|s| !s.is_empty())
+    let given = |name: &str| body.and_then(|b| b.get(name)).and_then(Value::as_str).filter(|s| !s.is_empty());
+    given(name).or_else(|| given(&camel(name)))
 }
 
-/// `POST /oauth/token`, form-encoded.
-pub async fn token(mock: &Mock, world: &crate::World, body: Option<&Value>) -> Result<Value, ApiError> {
-    let need =
-        |name: &str| field(body, name).ok_or_else(|| OAuthError::invalid_request(format!("`{name}` is required")));
+/// `client_id` → `clientId`.
+fn camel(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.extend(c.to_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The answer with each snake_case key renamed to its camelCase form where
+/// the operation's response schema declares only the latter (v3).
+fn shaped(op: &Operation, answer: Value) -> Value {
+    let Some(declared) = op.success.schema.as_deref().and_then(declared_properties) else { return answer };
+    let Value::Object(fields) = answer else { return answer };
+    let renamed = fields
+        .into_iter()
+        .map(|(k, v)| {
+            let camel = camel(&k);
+            if !declared.contains_key(&k) && declared.contains_key(&camel) {
+                (camel, v)
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    Value::Object(renamed)
+}
+
+/// The properties of an object schema, its `allOf` parts merged.
+fn declared_properties(schema: &Value) -> Option<serde_json::Map<String, Value>> {
+    let mut out = schema.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+    for part in schema.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+        out.extend(declared_properties(part).unwrap_or_default());
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The name a refusal gives a field: the one of the operation's generation.
+fn named(op: &Operation, name: &str) -> String {
+    match op.era {
+        Era::V2 => name.to_string(),
+        Era::V3 => camel(name),
+    }
+}
+
+/// `POST /oauth/token`, form-encoded (JSON in v3).
+pub async fn token(mock: &Mock, op: &Operation, world: &crate::World, body: Option<&Value>) -> Result<Value, ApiError> {
+    let need = |name: &str| {
+        field(body, name).ok_or_else(|| OAuthError::invalid_request(format!("`{}` is required", named(op, name))))
+    };
     let client_id = need("client_id")?;
     let client_secret = need("client_secret")?;
     let grant_type = need("grant_type")?;
@@ -38,11 +99,17 @@ pub async fn token(mock: &Mock, world: &crate::World, body: Option<&Value>) -> R
     if let Some(access) = answer.get("access_token").and_then(Value::as_str) {
         tracing::info!(client_id, token = %secret::fingerprint(access), grant_type, "oauth token issued");
     }
-    Ok(answer)
+    Ok(shaped(op, answer))
 }
 
-/// `POST /oauth/locationToken`: a location token from an agency OAuth token.
-pub async fn location_token(mock: &Mock, who: &Principal, body: Option<&Value>) -> Result<Value, ApiError> {
+/// `POST /oauth/locationToken` (v3: `/oauth/location-token`): a location
+/// token from an agency OAuth token.
+pub async fn location_token(
+    mock: &Mock,
+    op: &Operation,
+    who: &Principal,
+    body: Option<&Value>,
+) -> Result<Value, ApiError> {
     let Owner::Company(company_id) = &who.owner else {
         return Err(crate::auth::AuthError::UserTypeNotSupported.into());
     };
@@ -65,11 +132,23 @@ pub async fn location_token(mock: &Mock, who: &Principal, body: Option<&Value>) 
         user_id: who.user_id.clone().unwrap_or_default(),
         company_id: company_id.clone(),
     };
-    Ok(mock.oauth.location_token(&agency, location_id, mock.clock.now_ms()).await?)
+    Ok(shaped(op, mock.oauth.location_token(&agency, location_id, mock.clock.now_ms()).await?))
 }
 
 impl From<OAuthError> for ApiError {
     fn from(e: OAuthError) -> Self {
         ApiError::OAuth(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake_case_names_become_camel_case() {
+        assert_eq!(camel("client_id"), "clientId");
+        assert_eq!(camel("refresh_token"), "refreshToken");
+        assert_eq!(camel("code"), "code");
     }
 }

@@ -45,11 +45,21 @@ pub struct DocStore {
     reported: HashSet<(String, String)>,
     /// Nodes the current `inline` call may still produce.
     budget: usize,
+    /// (folder, written file path) → the key it was resolved to, where the
+    /// written path names no file (so the disk is asked once).
+    resolved: HashMap<(String, String), String>,
 }
 
 impl DocStore {
     pub fn new(source: Source) -> Self {
-        Self { source, docs: HashMap::new(), inlined: HashMap::new(), reported: HashSet::new(), budget: INLINE_BUDGET }
+        Self {
+            source,
+            docs: HashMap::new(),
+            inlined: HashMap::new(),
+            reported: HashSet::new(),
+            budget: INLINE_BUDGET,
+            resolved: HashMap::new(),
+        }
     }
 
     /// The keys of the top-level spec files of the source, sorted.
@@ -61,16 +71,8 @@ impl DocStore {
                 Ok(keys)
             }
             Source::Dir(dir) => {
-                let entries =
-                    std::fs::read_dir(dir).map_err(|e| format!("cannot read directory {}: {e}", dir.display()))?;
                 let mut keys = Vec::new();
-                for entry in entries.flatten() {
-                    let path = entry.path();
-                    let is_spec = matches!(path.extension().and_then(|e| e.to_str()), Some("json" | "yaml" | "yml"));
-                    if is_spec && path.is_file() {
-                        keys.push(normalise(&path));
-                    }
-                }
+                collect_spec_files(dir, 0, &mut keys)?;
                 keys.sort();
                 Ok(keys)
             }
@@ -128,12 +130,38 @@ impl DocStore {
     }
 
     /// The key a reference's file part names, relative to the referring file.
-    fn resolve_key(&self, from: &str, file_part: &str) -> String {
+    fn resolve_key(&mut self, from: &str, file_part: &str) -> String {
         if file_part.is_empty() {
             return from.to_string();
         }
         let base = Path::new(from).parent().unwrap_or(Path::new(""));
-        normalise(&base.join(file_part))
+        let key = normalise(&base.join(file_part));
+        let asked = (base.to_string_lossy().into_owned(), file_part.to_string());
+        if let Some(known) = self.resolved.get(&asked) {
+            return known.clone();
+        }
+        if self.exists(&key) {
+            return key;
+        }
+        // Issue 14: HighLevel's v3 files (`apps/v3/x-v3.json`) refer to
+        // `../common/common-schemas.json`, but their common file sits beside
+        // them, in `apps/v3/common/`. Where the written path names nothing,
+        // the same path without its leading `../` is tried.
+        let inside = Path::new(file_part).components().skip_while(|c| matches!(c, Component::ParentDir));
+        let beside = normalise(&base.join(inside.collect::<PathBuf>()));
+        let key = if beside != key && self.exists(&beside) { beside } else { key };
+        self.resolved.insert(asked, key.clone());
+        key
+    }
+
+    fn exists(&self, key: &str) -> bool {
+        if self.docs.contains_key(key) {
+            return true;
+        }
+        match &self.source {
+            Source::Embedded(files) => files.iter().any(|(n, _)| *n == key),
+            Source::Dir(_) => Path::new(key).is_file(),
+        }
     }
 
     /// `value` (found in `file` at `pointer`) with every `$ref` inside it replaced
@@ -323,6 +351,34 @@ impl DocStore {
     }
 }
 
+/// Subfolders are read this deep (`apps/v3/common/` is two below `apps/`).
+const MAX_DIR_DEPTH: usize = 4;
+
+/// The spec files of `dir` and of its subfolders (HighLevel's repo keeps the
+/// v3 files in `apps/v3/`), skipping hidden folders and `node_modules`.
+fn collect_spec_files(dir: &Path, depth: usize, keys: &mut Vec<String>) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read directory {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        // `file_type` does not follow links: a linked folder is not walked (no loops).
+        let Ok(kind) = entry.file_type() else { continue };
+        if kind.is_dir() {
+            if depth < MAX_DIR_DEPTH && !name.starts_with('.') && name != "node_modules" {
+                // A subfolder that cannot be read is skipped; only the top one must be.
+                let _ = collect_spec_files(&path, depth + 1, keys);
+            }
+            continue;
+        }
+        let is_spec = matches!(path.extension().and_then(|e| e.to_str()), Some("json" | "yaml" | "yml"));
+        if is_spec && path.is_file() {
+            keys.push(normalise(&path));
+        }
+    }
+    Ok(())
+}
+
 /// A JSON pointer lookup that accepts the `#` fragment forms specs use.
 fn lookup<'a>(doc: &'a Value, fragment: &str) -> Option<&'a Value> {
     if fragment.is_empty() || fragment == "/" {
@@ -384,6 +440,24 @@ mod tests {
         let doc = store.get("apps/a.json").cloned().unwrap();
         let out = store.inline("apps/a.json", &doc, "", &mut warnings);
         assert_eq!(out, json!({"s": {"type": "string", "minLength": 20}}));
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_v3_file_finds_its_common_file_beside_it_when_the_written_path_names_nothing() {
+        static FILES: &[(&str, &str)] = &[
+            ("apps/v3/a-v3.json", r#"{"s": {"$ref": "../common/c.json#/components/schemas/Id"}}"#),
+            ("apps/v3/common/c.json", r#"{"components": {"schemas": {"Id": {"type": "integer"}}}}"#),
+            ("apps/b.json", r#"{"s": {"$ref": "../common/c.json#/components/schemas/Id"}}"#),
+            ("common/c.json", r#"{"components": {"schemas": {"Id": {"type": "string"}}}}"#),
+        ];
+        let mut store = DocStore::new(Source::Embedded(FILES));
+        let mut warnings = Vec::new();
+        let v3 = store.get("apps/v3/a-v3.json").cloned().unwrap();
+        assert_eq!(store.inline("apps/v3/a-v3.json", &v3, "", &mut warnings), json!({"s": {"type": "integer"}}));
+        // The written path wins where it names a file.
+        let v2 = store.get("apps/b.json").cloned().unwrap();
+        assert_eq!(store.inline("apps/b.json", &v2, "", &mut warnings), json!({"s": {"type": "string"}}));
         assert!(warnings.is_empty(), "{warnings:?}");
     }
 

@@ -170,6 +170,58 @@ pub struct Operation {
     /// Every other declared response, for `Prefer: code=NNN`.
     pub alternatives: Vec<Alternative>,
     pub location: Vec<LocationSource>,
+    /// The API generation the operation belongs to.
+    pub era: Era,
+}
+
+/// An API generation (BEHAVIOUR.md §8): the dated versions (`2021-04-15` …
+/// `2023-02-21`) share one surface; `v3` has its own, in HighLevel's
+/// `apps/v3/*-v3.json` files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Era {
+    V2,
+    V3,
+}
+
+impl Era {
+    /// The generation a `Version` header value asks for; `None` for no value
+    /// or one that names neither (the version check refuses those).
+    pub fn asked(version: Option<&str>) -> Option<Era> {
+        let v = version?.trim();
+        let dated = v.len() == 10
+            && v.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        match v {
+            "v3" => Some(Era::V3),
+            _ if dated => Some(Era::V2),
+            _ => None,
+        }
+    }
+
+    /// The generation of an operation: by the values its `Version` header
+    /// accepts (`["v3"]` in HighLevel's v3 files), else by where its file
+    /// sits (`v3/` or a `-v3` name).
+    fn of(params: &[Param], file: &str) -> Era {
+        let accepted = params
+            .iter()
+            .find(|p| p.location == ParamIn::Header && p.name.eq_ignore_ascii_case("version"))
+            .and_then(|p| p.schema.get("enum"))
+            .and_then(Value::as_array)
+            .map(|values| {
+                values.iter().filter_map(Value::as_str).filter_map(|v| Era::asked(Some(v))).collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if !accepted.is_empty() {
+            return if accepted.iter().all(|e| *e == Era::V3) { Era::V3 } else { Era::V2 };
+        }
+        let path = std::path::Path::new(file);
+        let in_v3_folder = path.parent().is_some_and(|dir| dir.components().any(|c| c.as_os_str() == "v3"));
+        let v3_name = path.file_stem().and_then(|s| s.to_str()).is_some_and(|s| s.ends_with("-v3"));
+        if in_v3_folder || v3_name {
+            Era::V3
+        } else {
+            Era::V2
+        }
+    }
 }
 
 /// A declared response other than the success one.
@@ -196,7 +248,13 @@ impl Operation {
 #[derive(Debug)]
 pub struct SpecSet {
     pub operations: Vec<Operation>,
+    /// The operations of the dated versions.
     pub router: Router,
+    /// The operations of `v3`, when any v3 file is loaded.
+    pub router_v3: Router,
+    /// First path segments (lowercased) that have v3 operations: there, a
+    /// path the v3 files leave out was removed in v3.
+    pub v3_services: BTreeSet<String>,
     pub warnings: Vec<Warning>,
     pub errors: Vec<FileError>,
     pub files: Vec<FileSummary>,
@@ -212,6 +270,49 @@ impl SpecSet {
     /// As [`SpecSet::find`], literal segments in any case when `any_case`.
     pub fn find_with(&self, method: &Method, path: &str, any_case: bool) -> Match {
         self.router.find_with(method, path, any_case)
+    }
+
+    /// Issue 14: the operation for a request, by the generation its
+    /// `Version` header asks for (BEHAVIOUR.md §8). With no v3 file loaded,
+    /// every version reaches the one surface (the live API serves its
+    /// established paths under any published version). Otherwise `v3` reaches
+    /// the v3 operations, and a dated path the v3 files leave out of a service
+    /// they cover was removed in v3; a dated version never reaches a v3-only
+    /// path. A request without a usable version tries both, so that the
+    /// version check can say what is wrong.
+    /// With `serve_removed`, a removed path is served by its dated operation.
+    pub fn route(
+        &self,
+        method: &Method,
+        path: &str,
+        any_case: bool,
+        version: Option<&str>,
+        serve_removed: bool,
+    ) -> Match {
+        if self.v3_services.is_empty() {
+            return self.router.find_with(method, path, any_case);
+        }
+        match Era::asked(version) {
+            Some(Era::V2) => self.router.find_with(method, path, any_case),
+            Some(Era::V3) => match self.router_v3.find_with(method, path, any_case) {
+                found @ Match::Found(..) => found,
+                in_v3 => match self.router.find_with(method, path, any_case) {
+                    Match::Found(..) if !serve_removed && self.covered_by_v3(path) => Match::RemovedInV3,
+                    found @ Match::Found(..) => found,
+                    in_v2 if matches!(in_v3, Match::NotFound) => in_v2,
+                    _ => in_v3,
+                },
+            },
+            None => match self.router.find_with(method, path, any_case) {
+                Match::NotFound => self.router_v3.find_with(method, path, any_case),
+                other => other,
+            },
+        }
+    }
+
+    /// Whether the v3 files hold operations of the service `path` belongs to.
+    fn covered_by_v3(&self, path: &str) -> bool {
+        router::segments(path).next().is_some_and(|first| self.v3_services.contains(&first.to_ascii_lowercase()))
     }
 
     pub fn operation(&self, index: usize) -> Option<&Operation> {
@@ -268,12 +369,15 @@ pub fn load(source: Source, seed: u64) -> Result<SpecSet, LoadError> {
     let mut set = SpecSet {
         operations: Vec::new(),
         router: Router::default(),
+        router_v3: Router::default(),
+        v3_services: BTreeSet::new(),
         warnings: Vec::new(),
         errors: Vec::new(),
         files: Vec::new(),
         resources: resources::Table::default(),
     };
-    let mut seen_ids: std::collections::HashMap<String, String> = Default::default();
+    // Operation ids are unique within a generation: v3 files reuse v2's.
+    let mut seen_ids: std::collections::HashMap<(Era, String), String> = Default::default();
     let mut shared = Shared::default();
     for key in keys {
         let doc = match store.get(&key) {
@@ -327,7 +431,7 @@ fn load_file(
     doc: &Value,
     seed: u64,
     set: &mut SpecSet,
-    seen_ids: &mut std::collections::HashMap<String, String>,
+    seen_ids: &mut std::collections::HashMap<(Era, String), String>,
 ) {
     let paths = match doc.get("paths") {
         Some(Value::Object(paths)) => paths,
@@ -371,18 +475,29 @@ fn load_file(
             let pointer = format!("{item_pointer}/{method_name}");
             let mut ctx = OpCtx { key, pointer: &pointer, warnings: &mut set.warnings, shared: &mut *shared };
             let mut operation = ctx.operation(op, method.clone(), path, &shared_params, global_security, seed);
-            if let Some(first) = seen_ids.get(&operation.id) {
+            operation.era = Era::of(&operation.params, key);
+            let id_key = (operation.era, operation.id.clone());
+            if let Some(first) = seen_ids.get(&id_key) {
                 ctx.warn(
                     WarningKind::DuplicateOperationId,
                     format!("operationId '{}' is also used in {first}", operation.id),
                 );
             } else {
-                seen_ids.insert(operation.id.clone(), key.to_string());
+                seen_ids.insert(id_key, key.to_string());
             }
             let index = set.operations.len();
-            match set.router.insert(method.clone(), path, index) {
+            let router = match operation.era {
+                Era::V2 => &mut set.router,
+                Era::V3 => &mut set.router_v3,
+            };
+            match router.insert(method.clone(), path, index) {
                 Ok(()) => {
                     operation.file = key.rsplit('/').next().unwrap_or(key).to_string();
+                    if operation.era == Era::V3 {
+                        if let Some(first) = router::segments(path).next() {
+                            set.v3_services.insert(first.to_ascii_lowercase());
+                        }
+                    }
                     set.operations.push(operation);
                 }
                 Err(existing) => {
@@ -468,6 +583,7 @@ impl OpCtx<'_> {
             success,
             alternatives,
             location,
+            era: Era::V2,
         }
     }
 

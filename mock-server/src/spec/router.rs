@@ -35,6 +35,9 @@ pub enum Match {
     /// The path is known, but not with this method.
     WrongMethod(Vec<Method>),
     NotFound,
+    /// Issue 14: asked with `Version: v3`, a path that only the dated
+    /// versions serve, in a service the v3 files cover.
+    RemovedInV3,
 }
 
 /// Splits a path into segments, ignoring a trailing slash and doubled slashes.

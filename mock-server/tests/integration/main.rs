@@ -19,5 +19,6 @@ mod scopes;
 mod secrets;
 mod support;
 mod validation;
+mod versions; // issue 14, item 4
 mod walk;
 mod webhooks;
