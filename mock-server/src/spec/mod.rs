@@ -297,17 +297,33 @@ impl SpecSet {
             Some(Era::V3) => match self.router_v3.find_with(method, path, any_case) {
                 found @ Match::Found(..) => found,
                 in_v3 => match self.router.find_with(method, path, any_case) {
-                    Match::Found(..) if !serve_removed && self.covered_by_v3(path) => Match::RemovedInV3,
+                    Match::Found(i, _) if !serve_removed && self.covered_by_v3(path) && !self.declares_v3(i) => {
+                        Match::RemovedInV3
+                    }
                     found @ Match::Found(..) => found,
                     in_v2 if matches!(in_v3, Match::NotFound) => in_v2,
                     _ => in_v3,
                 },
             },
             None => match self.router.find_with(method, path, any_case) {
-                Match::NotFound => self.router_v3.find_with(method, path, any_case),
-                other => other,
+                found @ Match::Found(..) => found,
+                in_v2 => match self.router_v3.find_with(method, path, any_case) {
+                    found @ Match::Found(..) => found,
+                    in_v3 if matches!(in_v2, Match::NotFound) => in_v3,
+                    _ => in_v2,
+                },
             },
         }
+    }
+
+    /// Whether operation `index` (of a dated file) lists `v3` in its `Version` enum.
+    fn declares_v3(&self, index: usize) -> bool {
+        self.operations
+            .get(index)
+            .and_then(|o| o.param("Version", ParamIn::Header))
+            .and_then(|p| p.schema.get("enum"))
+            .and_then(Value::as_array)
+            .is_some_and(|values| values.iter().any(|v| v.as_str() == Some("v3")))
     }
 
     /// Whether the v3 files hold operations of the service `path` belongs to.
@@ -953,6 +969,78 @@ paths:
       responses: {"201": {description: created}}
 "#,
     )];
+
+    static TWO_ERAS: &[(&str, &str)] = &[
+        (
+            "apps/things.yaml",
+            r#"
+openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /things/{id}/old:
+    get:
+      parameters: [{name: Version, in: header, required: true, schema: {type: string, enum: ["2021-07-28"]}}]
+      responses: {"200": {description: ok}}
+  /things/{id}/both:
+    get:
+      parameters: [{name: Version, in: header, required: true, schema: {type: string, enum: ["2021-07-28", "v3"]}}]
+      responses: {"200": {description: ok}}
+  /things/{id}:
+    get:
+      operationId: get-thing
+      responses: {"200": {description: ok}}
+  /others/:
+    get:
+      responses: {"200": {description: ok}}
+"#,
+        ),
+        (
+            "apps/v3/things-v3.yaml",
+            r#"
+openapi: 3.0.3
+info: {title: t, version: "3"}
+paths:
+  /things/{id}:
+    get:
+      operationId: get-thing
+      parameters: [{name: Version, in: header, required: true, schema: {type: string, enum: ["v3"]}}]
+      responses: {"200": {description: ok}}
+  /things/new:
+    post:
+      responses: {"201": {description: created}}
+"#,
+        ),
+    ];
+
+    #[test]
+    fn the_version_header_chooses_between_the_dated_and_the_v3_operations() {
+        let set = load(Source::Embedded(TWO_ERAS), 1).unwrap();
+        let era = |m: Match| match m {
+            Match::Found(i, _) => Some(set.operations[i].era),
+            _ => None,
+        };
+        let get = Method::GET;
+        assert_eq!(era(set.route(&get, "/things/x", false, Some("v3"), false)), Some(Era::V3));
+        assert_eq!(era(set.route(&get, "/things/x", false, Some("2021-07-28"), false)), Some(Era::V2));
+        // Removed in v3: a dated path of a service the v3 files cover, unless it lists v3 itself.
+        assert_eq!(set.route(&get, "/things/x/old", false, Some("v3"), false), Match::RemovedInV3);
+        assert_eq!(era(set.route(&get, "/things/x/old", false, Some("v3"), true)), Some(Era::V2));
+        assert_eq!(era(set.route(&get, "/things/x/both", false, Some("v3"), false)), Some(Era::V2));
+        // Within v3, v3's own routes decide: its `{id}` takes what a dated literal would.
+        assert_eq!(era(set.route(&get, "/things/new", false, Some("v3"), false)), Some(Era::V3));
+        // A service the v3 files do not cover is served under v3 as before.
+        assert_eq!(era(set.route(&get, "/others/", false, Some("v3"), false)), Some(Era::V2));
+        // A v3-only path: not found with a dated version; reached without one (the version check refuses it).
+        assert_eq!(era(set.route(&Method::POST, "/things/new", false, Some("2023-02-21"), false)), None);
+        assert_eq!(era(set.route(&Method::POST, "/things/new", false, None, false)), Some(Era::V3));
+        assert!(set.warnings.iter().all(|w| w.kind != WarningKind::DuplicateOperationId), "{:?}", set.warnings);
+    }
+
+    #[test]
+    fn with_no_v3_file_every_version_reaches_the_one_surface() {
+        let set = load(Source::Embedded(&TWO_ERAS[..1]), 1).unwrap();
+        assert!(matches!(set.route(&Method::GET, "/things/x/old", false, Some("v3"), false), Match::Found(..)));
+    }
 
     #[test]
     fn operations_carry_security_params_and_location_sources() {
