@@ -137,6 +137,23 @@ pub struct Limits {
     pub max_record_bytes: usize,
     /// Tags one contact may hold.
     pub max_tags: usize,
+    /// Issue 15, item 7: what a client that shuts its side of the connection
+    /// while its request is in flight gets.
+    pub half_close: HalfClose,
+}
+
+/// A client's end of sending (TCP FIN) while its request is in flight: a
+/// half-close (it still reads) and a hang-up (it is gone) look the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HalfClose {
+    /// The request goes on and its answer is sent; the journal marks it
+    /// `closed_early` (the client may not have read it).
+    #[default]
+    Answer,
+    /// The client is taken to have gone: the request is dropped and
+    /// journaled `abandoned` at once (what Node's and Go's servers do).
+    HangUp,
 }
 
 impl Default for Limits {
@@ -154,6 +171,7 @@ impl Default for Limits {
             max_records: DEFAULT_MAX_RECORDS,
             max_record_bytes: 256 * 1024 * 1024,
             max_tags: 10_000,
+            half_close: HalfClose::Answer,
         }
     }
 }

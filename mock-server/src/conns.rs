@@ -15,8 +15,10 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use tokio::sync::Notify;
@@ -53,6 +55,95 @@ impl Activity {
 
     pub fn is_busy(&self) -> bool {
         self.busy.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// What a request knows of its connection (in its extensions): whether
+/// the client has shut its side.
+#[derive(Clone)]
+pub struct ClientSide(Arc<tokio::net::TcpStream>);
+
+impl ClientSide {
+    /// Whether the client has shut its side of the connection (it sends no
+    /// more and may have gone: a full close and a half-close look the same
+    /// until an answer is written). A peek, which neither waits nor takes
+    /// the bytes of a next request.
+    pub fn has_closed(&self) -> bool {
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        matches!(socket2::SockRef::from(&*self.0).peek(&mut byte), Ok(0))
+    }
+}
+
+/// A connection's stream, shared by the connection (which reads and writes
+/// it) and its requests (which may ask whether the client has closed its side).
+pub struct Watched(Arc<tokio::net::TcpStream>);
+
+impl Watched {
+    pub fn new(stream: tokio::net::TcpStream) -> (Self, ClientSide) {
+        let stream = Arc::new(stream);
+        (Self(stream.clone()), ClientSide(stream))
+    }
+}
+
+impl tokio::io::AsyncRead for Watched {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        loop {
+            std::task::ready!(self.0.poll_read_ready(cx))?;
+            // As much as there is room for (hyper's buffer bound decides what
+            // is too much), into memory zeroed first: `try_read` takes `&[u8]`.
+            match self.0.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                // Readiness was stale; polling again registers for the next.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Watched {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write_vectored(bufs) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        // Writes go straight to the socket.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(socket2::SockRef::from(&*self.0).shutdown(std::net::Shutdown::Write))
     }
 }
 

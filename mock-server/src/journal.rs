@@ -158,6 +158,10 @@ pub enum Broken {
     Truncated,
     /// The client hung up (gave up waiting) before the answer was sent.
     Abandoned,
+    /// The client shut its side of the connection before the answer was
+    /// ready; the answer was sent, and it may or may not have been read (a
+    /// half-close and a hang-up look the same: `limits.half_close`).
+    ClosedEarly,
 }
 
 /// One API request as the journal keeps it (serialized only by a shared
@@ -300,6 +304,8 @@ pub struct Answered {
     pub rate: Option<RateHeaders>,
     pub retry_after_secs: Option<u64>,
     pub fault: Option<Fault>,
+    /// The client shut its side before the answer was ready.
+    pub closed_early: bool,
 }
 
 /// The record of a request in flight: written by [`Pending::finish`], or,
@@ -322,10 +328,12 @@ impl Pending<'_> {
         entry.refused = answered.refused;
         entry.rate = answered.rate;
         entry.retry_after_secs = answered.retry_after_secs;
-        entry.broken = answered.fault.map(|f| match f {
-            Fault::Reset => Broken::Reset,
-            Fault::Truncate => Broken::Truncated,
-        });
+        entry.broken = match answered.fault {
+            Some(Fault::Reset) => Some(Broken::Reset),
+            Some(Fault::Truncate) => Some(Broken::Truncated),
+            None if answered.closed_early => Some(Broken::ClosedEarly),
+            None => None,
+        };
         self.journal.record(entry);
     }
 

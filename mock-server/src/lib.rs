@@ -532,7 +532,8 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(std::time::Duration::from_millis(limits.header_timeout_ms))
-        .max_buf_size(limits.max_header_bytes.max(8192));
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .half_close(limits.half_close == config::HalfClose::Answer);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -554,8 +555,11 @@ pub async fn serve(
         };
         let router = router.clone();
         let activity = held.activity.clone();
+        // Issue 15, item 7: requests may ask whether the client has shut its side.
+        let (stream, side) = conns::Watched::new(stream);
         let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            request.extensions_mut().insert(side.clone());
             activity.begin();
             let answer = router.clone().oneshot(request.map(axum::body::Body::new));
             let activity = activity.clone();

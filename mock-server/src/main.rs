@@ -188,6 +188,12 @@ struct ServeArgs {
     /// Tags one contact may hold.
     #[arg(long, default_value_t = ghl_mock::config::Limits::default().max_tags)]
     max_tags: usize,
+    /// A client that shuts its side of the connection while its request is in
+    /// flight: `answer` (it may have only half-closed: the answer is sent, the
+    /// journal says `closed_early`) or `hang-up` (it is taken to have gone: the
+    /// request is dropped and journaled `abandoned`).
+    #[arg(long, value_name = "answer|hang-up", default_value = "answer", value_parser = half_close)]
+    half_close: ghl_mock::config::HalfClose,
     /// Time a client has to send its body after the headers, in milliseconds (then 408).
     #[arg(long, default_value_t = ghl_mock::config::Limits::default().body_timeout_ms)]
     body_timeout_ms: u64,
@@ -306,6 +312,7 @@ fn serve(args: ServeArgs, admin_token: Option<String>) -> ExitCode {
             max_records: args.max_records,
             max_record_bytes: args.max_record_bytes,
             max_tags: args.max_tags,
+            half_close: args.half_close,
             ..Default::default()
         },
         seed: args.seed,
@@ -440,6 +447,14 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+fn half_close(value: &str) -> Result<ghl_mock::config::HalfClose, String> {
+    match value {
+        "answer" => Ok(ghl_mock::config::HalfClose::Answer),
+        "hang-up" | "hang_up" => Ok(ghl_mock::config::HalfClose::HangUp),
+        other => Err(format!("'{other}' is neither answer nor hang-up")),
+    }
 }
 
 fn check_specs(dir: Option<PathBuf>, all: bool) -> ExitCode {

@@ -24,6 +24,8 @@ use crate::Mock;
 pub async fn handle(State(mock): State<Arc<Mock>>, request: Request) -> Response {
     let trace_id = trace_id();
     let method = request.method().clone();
+    let side = request.extensions().get::<crate::conns::ClientSide>().cloned();
+    let started = std::time::Instant::now();
     // Logged by fingerprint only; computed only when someone listens.
     let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| {
         let token = check::bearer(request.headers()).map(secret::fingerprint).unwrap_or_else(|_| "none".into());
@@ -78,9 +80,16 @@ pub async fn handle(State(mock): State<Arc<Mock>>, request: Request) -> Response
         rate: rate.headers,
         retry_after_secs: rate.retry_after_secs,
         fault: response.extensions().get::<control::Fault>().copied(),
+        // A client can only give up on a request that takes a while; for a
+        // quick one the check (a system call) is not worth making.
+        closed_early: side.is_some_and(|side| started.elapsed() >= CLOSED_EARLY_AFTER && side.has_closed()),
     });
     response
 }
+
+/// Requests answered faster than this are not checked for a client that
+/// shut its side first (the journal's `closed_early`).
+const CLOSED_EARLY_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// A refusal before the limiter counts: it shows the caller's rate-limit
 /// headers as they stand.

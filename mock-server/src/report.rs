@@ -513,6 +513,7 @@ fn failure(e: &Entry) -> Option<String> {
         Some(Broken::Reset) => Some(format!("a {} whose connection was reset", e.status)),
         Some(Broken::Truncated) => Some(format!("a {} whose body broke off", e.status)),
         Some(Broken::Abandoned) => Some("no answer before the client hung up".to_string()),
+        Some(Broken::ClosedEarly) => Some(format!("a {} sent after the client had closed its side", e.status)),
         None if e.status >= 500 => Some(format!("a {}", e.status)),
         None => None,
     }

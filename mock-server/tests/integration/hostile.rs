@@ -1718,12 +1718,28 @@ async fn oauth_client_secrets_are_kept_as_digests_and_still_work_after_a_restart
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Sends `request`, shuts the write side, and reads until the server closes
+/// (at most 5 s): the answer, when it is a whole one with a JSON body.
+async fn half_closed_exchange(addr: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    socket.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read_to_end(&mut got)).await;
+    let text = String::from_utf8_lossy(&got).into_owned();
+    if text.contains("\r\n\r\n{") {
+        text
+    } else {
+        String::new()
+    }
+}
+
 /// Issue 15, item 7: a client that shuts its write side after sending the
 /// request still gets the whole answer; a refusal that leaves a body unread
 /// says `Connection: close`, so the client does not reuse a spoilt connection.
 #[tokio::test]
 async fn half_closed_clients_get_their_answers_and_early_refusals_close_the_connection_openly() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let m = TestMock::start(embedded(), hostile_fixture()).await;
     let addr = m.url.trim_start_matches("http://").to_string();
     let token = m.tokens[0].token.clone();
@@ -1739,17 +1755,33 @@ async fn half_closed_clients_get_their_answers_and_early_refusals_close_the_conn
         } else {
             format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nVersion: 2021-07-28\r\n\r\n")
         };
-        let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        socket.write_all(request.as_bytes()).await.unwrap();
-        socket.shutdown().await.unwrap();
-        let mut got = Vec::new();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read_to_end(&mut got)).await;
-        let text = String::from_utf8_lossy(&got);
-        if text.starts_with("HTTP/1.1 20") && text.contains("\r\n\r\n{") {
+        if half_closed_exchange(&addr, &request).await.starts_with("HTTP/1.1 20") {
             answered += 1;
         }
     }
     assert_eq!(answered, 60, "every half-closed client got its answer");
+
+    // An answer that takes a while (a latency rule): hyper sees the end of
+    // the client's side long before it, and must still send it.
+    let rule = serde_json::json!({"method": "GET", "path": "/contacts/", "latency_ms": 100});
+    let (status, rule) = m.admin(reqwest::Method::POST, "/rules", Some(rule)).await;
+    assert_eq!(status, 201, "{rule}");
+    let (_, before) = m.admin(reqwest::Method::GET, "/journal?limit=1", None).await;
+    let mut slow_answered = 0;
+    for _ in 0..10 {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nVersion: 2021-07-28\r\n\r\n"
+        );
+        if half_closed_exchange(&addr, &request).await.starts_with("HTTP/1.1 200") {
+            slow_answered += 1;
+        }
+    }
+    assert_eq!(slow_answered, 10, "every half-closed client got its slow answer too");
+    let (_, journal) = m.admin(reqwest::Method::GET, "/journal?limit=10", None).await;
+    let newest = journal["entries"].as_array().unwrap();
+    assert!(newest.iter().all(|e| e["broken"] == "closed_early" && e["status"] == 200), "{journal} (before: {before})");
+    let (status, _) = m.admin(reqwest::Method::DELETE, &format!("/rules/{}", rule["id"]), None).await;
+    assert!(matches!(status, 200 | 204), "the rule is removed: {rule}");
 
     let body = "x".repeat(100_000);
     let request = format!(

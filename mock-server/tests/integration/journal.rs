@@ -481,35 +481,61 @@ async fn the_report_command_exits_non_zero_only_for_a_fail_on_kind_it_finds() {
     assert!(!table.contains(&token));
 }
 
-#[tokio::test]
-async fn a_request_whose_client_gave_up_waiting_is_journaled_as_abandoned() {
-    let m = TestMock::start(embedded(), fixture(&clients())).await;
-    let rule = json!({"method": "POST", "path": "/contacts/", "count": 1, "latency_ms": 600_000});
+/// Creates a contact with a client that gives up after `timeout_ms`, while a
+/// rule holds the answer back `latency_ms`; the first journal entry, once
+/// there is one (the server notices on its own time: a bounded wait, not a
+/// timing assertion).
+async fn impatient_create(m: &TestMock, latency_ms: u64, timeout_ms: u64, email: &str) -> Value {
+    let rule = json!({"method": "POST", "path": "/contacts/", "count": 1, "latency_ms": latency_ms});
     assert_eq!(m.admin(Method::POST, "/rules", Some(rule)).await.0, 201);
-    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(200)).build().unwrap();
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(timeout_ms)).build().unwrap();
     let sent = impatient
         .post(format!("{}/contacts/", m.url))
         .bearer_auth(m.token("Sandbox"))
         .header("Version", VERSION)
-        .json(&json!({"locationId": LOC_A, "email": "slow@example.com"}))
+        .json(&json!({"locationId": LOC_A, "email": email}))
         .send()
         .await;
     assert!(sent.is_err(), "the client timed out");
-    // The server notices the hang-up on its own time; a bounded wait, not a timing assertion.
-    let mut list = Value::Null;
     for _ in 0..200 {
-        list = journal(&m, "").await;
-        if !entries(&list).is_empty() {
-            break;
+        let list = journal(m, "").await;
+        if let Some(first) = entries(&list).first() {
+            return first.clone();
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let entry = entries(&list).first().cloned().expect("the abandoned request is journaled");
+    panic!("the request was never journaled");
+}
+
+/// With `limits.half_close: hang_up`, the end of the client's side means it
+/// has gone: the request is dropped at once.
+#[tokio::test]
+async fn with_half_close_set_to_hang_up_a_request_whose_client_gave_up_waiting_is_journaled_as_abandoned() {
+    let mut config = ghl_mock::Config::default();
+    config.limits.half_close = ghl_mock::config::HalfClose::HangUp;
+    let m =
+        TestMock::start_with(embedded(), fixture(&clients()), config, ghl_mock::Clock::frozen(1_767_225_600_000)).await;
+    let entry = impatient_create(&m, 600_000, 200, "slow@example.com").await;
     assert_eq!(
         (&entry["broken"], &entry["status"], &entry["operation"]),
         (&json!("abandoned"), &json!(0), &json!("create-contact"))
     );
     assert_eq!(entry["location"], json!(LOC_A));
+}
+
+/// By default (`limits.half_close: answer`) the request goes on when the
+/// client's side ends, as it may only have half-closed; its answer is sent,
+/// and the journal says the client closed first.
+#[tokio::test]
+async fn a_request_whose_client_closed_its_side_first_is_answered_and_journaled_as_closed_early() {
+    let m = TestMock::start(embedded(), fixture(&clients())).await;
+    let entry = impatient_create(&m, 400, 100, "closed-early@example.com").await;
+    assert_eq!((&entry["broken"], &entry["status"]), (&json!("closed_early"), &json!(201)), "{entry}");
+    // The create went through: the contact is there.
+    let (status, found) =
+        m.get(&format!("/contacts/?locationId={LOC_A}&query=closed-early"), &m.token("Sandbox")).await;
+    assert_eq!(status, 200);
+    assert_eq!(found["contacts"].as_array().map(Vec::len), Some(1), "{found}");
 }
 
 /// Issue 16, item 5: `ghl-mock journal | head -1` ends quietly, and logs
