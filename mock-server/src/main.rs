@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+
+/// Issue 17: jemalloc for the server (see the workspace's Cargo.toml); the
+/// library keeps the host program's allocator.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use ghl_mock::{spec, Clock, Config, Mock, Source};
 
 /// `println!` for command output, but a reader that went away (`| head -1`)
