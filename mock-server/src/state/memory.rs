@@ -125,6 +125,13 @@ pub(crate) fn record_bytes(record: &Record) -> usize {
     48 + record.iter().map(|(k, v)| 24 + k.len() + approx_bytes(v)).sum::<usize>()
 }
 
+/// A record as it is kept: its table no larger than its fields (a record
+/// is built, or changed, in a table with room to grow, and kept for good;
+/// a field of the table is 112 bytes).
+fn kept(record: Record) -> Arc<Value> {
+    Arc::new(Value::Object(record.into_iter().collect()))
+}
+
 fn stored(kind: &Arc<str>, id: &str, entry: &Entry) -> Stored {
     Stored {
         kind: kind.clone(),
@@ -228,7 +235,7 @@ impl Shard {
         }
         let created_ms = old.created_ms;
         let before = self.take(id).ok_or(RecordError::NotFound)?;
-        let after = Entry { location, created_ms, record: Arc::new(Value::Object(record)), keys, bytes };
+        let after = Entry { location, created_ms, record: kept(record), keys, bytes };
         let copy = Entry {
             location: after.location.clone(),
             created_ms,
@@ -252,7 +259,7 @@ impl Shard {
         }
         let bytes = record_bytes(&new.record);
         self.room(&new.location, kind, bytes, bounds)?;
-        let record = Arc::new(Value::Object(new.record));
+        let record = kept(new.record);
         let entry =
             Entry { location: new.location.clone(), created_ms: new.created_ms, record: record.clone(), keys, bytes };
         let copy = Entry { location: new.location, created_ms: new.created_ms, record, keys: Vec::new(), bytes };
