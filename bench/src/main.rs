@@ -609,6 +609,7 @@ end
     };
     let (mut on_runs, mut off_runs, mut base_runs, mut shared_runs, mut prism_runs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut create_runs, mut mix_runs) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         base_runs.push(wrk(&o, baseline.port, "/", None, &[], turn)?);
         on_runs.push(wrk(&o, on_port, &on_path, None, &auth, turn)?);
@@ -617,6 +618,13 @@ end
         if let Some((server, _, _)) = &prism {
             prism_runs.push(wrk(&o, server.port, &on_path, None, &auth, turn)?);
         }
+        // (d) and (b) are judged in the same turns: the mix against the
+        // limiter-on mock, creation against a mock of its own each time (an
+        // empty store, as the first run of (b) above finds it).
+        mix_runs.push(wrk(&o, on_port, "/", Some(&mix_lua), &auth, turn)?);
+        let (creator, _) = start(|p| mock_command(p, &[]), "/__admin/health")?;
+        create_runs.push(wrk(&o, creator.port, "/contacts/", Some(&create_lua), &auth, turn)?);
+        drop(creator);
     }
     let median_p99 = |runs: &[Load]| {
         let mut p99s: Vec<f64> = runs.iter().map(|r| r.p99_ms).collect();
@@ -626,6 +634,7 @@ end
     let prism_p99 = median_p99(&prism_runs);
     let shared_p99 = median_p99(&shared_runs);
     let on_p99 = median_p99(&on_runs);
+    let create_p99 = median_p99(&create_runs);
     let median = |runs: &mut Vec<Load>| {
         runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
         runs[runs.len() / 2].clone()
@@ -635,6 +644,8 @@ end
     let base_turns = median(&mut base_runs);
     let through_redis = median(&mut shared_runs);
     let prism_load = (!prism_runs.is_empty()).then(|| median(&mut prism_runs));
+    let create_turns = median(&mut create_runs);
+    let mix_turns = median(&mut mix_runs);
     let prism_facts = prism.as_ref().map(|(server, install, startup)| (*install, *startup, server.rss_kib()));
     drop(prism);
     drop(on);
@@ -730,6 +741,21 @@ end
         through_redis.non_2xx,
         through_redis.socket_errors
     ));
+    for (name, load) in [
+        ("(b) POST contact, validated, median of 3 in turns (a fresh mock each)", &create_turns),
+        ("(d) mix of 50 operations, median of 3 in turns", &mix_turns),
+    ] {
+        out.push_str(&format!(
+            "| {name} | {:.0} | {:.2} | {:.3} | {:.3} | {} | {} | {} |\n",
+            load.rps,
+            load.rps / base_turns.rps,
+            load.p50_ms,
+            load.p99_ms,
+            load.requests,
+            load.non_2xx,
+            load.socket_errors
+        ));
+    }
     if let Some(p) = &prism_load {
         out.push_str(&format!(
             "| peer: Stoplight Prism 5.14.2 `-v silent`, official contacts.json, same (a) request, median of 3 in turns | {:.0} | {:.2} | {:.3} | {:.3} | {} | {} | {} |\n",
@@ -812,28 +838,38 @@ end
     floors
         .insert("6 limiter costs < 10% of (a)'s req/s", (limiter_cost < 0.10, format!("{:.1}%", limiter_cost * 100.0)));
     // Issue 11: creating contacts has no global lock and no rehash pause.
-    if let Some(create) = rows.iter().find(|r| r.name.starts_with("(b)")) {
-        let ratio = create.load.rps / base.rps;
-        floors.insert(
-            "7 (b) >= 40% of baseline req/s",
-            (
-                ratio >= 0.40,
-                format!("{:.0}% ({:.0} vs {:.0} req/s, one run)", 100.0 * ratio, create.load.rps, base.rps),
+    // Judged, as (a), on the medians of the runs in turns.
+    let ratio = create_turns.rps / base_turns.rps;
+    floors.insert(
+        "7 (b) >= 40% of baseline req/s",
+        (
+            ratio >= 0.40,
+            format!(
+                "{:.0}% ({:.0} vs {:.0} req/s, medians of 3 runs in turns)",
+                100.0 * ratio,
+                create_turns.rps,
+                base_turns.rps
             ),
-        );
-        floors.insert(
-            "8 (b) p99 < 5 ms at concurrency 32",
-            (create.load.p99_ms < 5.0, format!("{:.3} ms (one run)", create.load.p99_ms)),
-        );
-    }
+        ),
+    );
+    floors.insert(
+        "8 (b) p99 < 5 ms at concurrency 32",
+        (create_p99 < 5.0, format!("{create_p99:.3} ms (median of 3 runs)")),
+    );
     // Issue 17: the mix as close to (a) as the work allows.
-    if let Some(mix) = rows.iter().find(|r| r.name.starts_with("(d)")) {
-        let ratio = mix.load.rps / base.rps;
-        floors.insert(
-            "9 (d) >= 60% of baseline req/s",
-            (ratio >= 0.60, format!("{:.0}% ({:.0} vs {:.0} req/s, one run)", 100.0 * ratio, mix.load.rps, base.rps)),
-        );
-    }
+    let ratio = mix_turns.rps / base_turns.rps;
+    floors.insert(
+        "9 (d) >= 60% of baseline req/s",
+        (
+            ratio >= 0.60,
+            format!(
+                "{:.0}% ({:.0} vs {:.0} req/s, medians of 3 runs in turns)",
+                100.0 * ratio,
+                mix_turns.rps,
+                base_turns.rps
+            ),
+        ),
+    );
     if let Some((load, before, after)) = &soak {
         let growth = *after as f64 / (*before).max(1) as f64 - 1.0;
         out.push_str(&format!(
