@@ -705,68 +705,38 @@ end
         "| baseline: minimal axum, {body_size}-byte JSON | {:.0} | 1.00 | {:.3} | {:.3} | {} | {} | {} |\n",
         base.rps, base.p50_ms, base.p99_ms, base.requests, base.non_2xx, base.socket_errors
     ));
+    // A table row: `unexpected` answers, the load's ratio to `base`.
+    let row = |name: &str, load: &Load, unexpected: u64, base: &Load| {
+        format!(
+            "| {name} | {:.0} | {:.2} | {:.3} | {:.3} | {} | {unexpected} | {} |\n",
+            load.rps,
+            load.rps / base.rps,
+            load.p50_ms,
+            load.p99_ms,
+            load.requests,
+            load.socket_errors
+        )
+    };
     for r in &rows {
         // wrk counts non-2xx; for the refusal scenarios that count is the expected answer.
         let unexpected =
             if r.expected == "2xx" { r.load.non_2xx } else { r.load.requests.saturating_sub(r.load.non_2xx) };
-        out.push_str(&format!(
-            "| {} | {:.0} | {:.2} | {:.3} | {:.3} | {} | {} | {} |\n",
-            r.name,
-            r.load.rps,
-            r.load.rps / base.rps,
-            r.load.p50_ms,
-            r.load.p99_ms,
-            r.load.requests,
-            unexpected,
-            r.load.socket_errors
-        ));
+        out.push_str(&row(r.name, &r.load, unexpected, &base));
     }
-    out.push_str(&format!(
-        "| (a) with `--no-rate-limits` | {:.0} | {:.2} | {:.3} | {:.3} | {} | {} | {} |\n",
-        limits_off.rps,
-        limits_off.rps / base.rps,
-        limits_off.p50_ms,
-        limits_off.p99_ms,
-        limits_off.requests,
-        limits_off.non_2xx,
-        limits_off.socket_errors
-    ));
-    out.push_str(&format!(
-        "| (a) through the Redis store (`--store`, loopback Redis), median of 3 in turns | {:.0} | {:.2} | {:.3} | {:.3} | {} | {} | {} |\n",
-        through_redis.rps,
-        through_redis.rps / base_turns.rps,
-        through_redis.p50_ms,
-        through_redis.p99_ms,
-        through_redis.requests,
-        through_redis.non_2xx,
-        through_redis.socket_errors
-    ));
-    for (name, load) in [
-        ("(b) POST contact, validated, median of 3 in turns (a fresh mock each)", &create_turns),
-        ("(d) mix of 50 operations, median of 3 in turns", &mix_turns),
-    ] {
-        out.push_str(&format!(
-            "| {name} | {:.0} | {:.2} | {:.3} | {:.3} | {} | {} | {} |\n",
-            load.rps,
-            load.rps / base_turns.rps,
-            load.p50_ms,
-            load.p99_ms,
-            load.requests,
-            load.non_2xx,
-            load.socket_errors
-        ));
-    }
-    if let Some(p) = &prism_load {
-        out.push_str(&format!(
-            "| peer: Stoplight Prism 5.14.2 `-v silent`, official contacts.json, same (a) request, median of 3 in turns | {:.0} | {:.2} | {:.3} | {:.3} | {} | {} | {} |\n",
-            p.rps,
-            p.rps / base_turns.rps,
-            p.p50_ms,
-            p.p99_ms,
-            p.requests,
-            p.non_2xx,
-            p.socket_errors
-        ));
+    out.push_str(&row("(a) with `--no-rate-limits`", &limits_off, limits_off.non_2xx, &base));
+    let in_turns = [
+        ("(a) through the Redis store (`--store`, loopback Redis), median of 3 in turns", Some(&through_redis)),
+        ("(b) POST contact, validated, median of 3 in turns (a fresh mock each)", Some(&create_turns)),
+        ("(d) mix of 50 operations, median of 3 in turns", Some(&mix_turns)),
+        (
+            "peer: Stoplight Prism 5.14.2 `-v silent`, official contacts.json, same (a) request, median of 3 in turns",
+            prism_load.as_ref(),
+        ),
+    ];
+    for (name, load) in in_turns {
+        if let Some(load) = load {
+            out.push_str(&row(name, load, load.non_2xx, &base_turns));
+        }
     }
     let limiter_cost = 1.0 - limits_on.rps / limits_off.rps;
     out.push_str(&format!(
