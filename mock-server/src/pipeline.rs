@@ -337,13 +337,18 @@ fn echoed(incoming: &Incoming<'_>, body: Option<&Value>) -> Bytes {
     if values.is_empty() || op.success.schema.is_none() {
         return op.success.body.clone();
     }
+    if let Some(bytes) = op.echo_memo.get(&values) {
+        return bytes;
+    }
     let Ok(mut answer) = serde_json::from_slice::<Value>(&op.success.body) else { return op.success.body.clone() };
     crate::respond::echo(&mut answer, &values);
     let valid = op.success.validator.as_ref().is_none_or(|v| v.is_valid(&answer));
-    match serde_json::to_vec(&answer) {
+    let bytes = match serde_json::to_vec(&answer) {
         Ok(bytes) if valid => Bytes::from(bytes),
         _ => op.success.body.clone(),
-    }
+    };
+    op.echo_memo.put(values, bytes.clone());
+    bytes
 }
 
 /// A control-plane rule or a `Prefer` choice, when one applies to this call.

@@ -172,6 +172,27 @@ pub struct Operation {
     pub location: Vec<LocationSource>,
     /// The API generation the operation belongs to.
     pub era: Era,
+    /// The last echoed answer (see the pipeline's `echoed`), by the values echoed.
+    pub echo_memo: EchoMemo,
+}
+
+/// The default answer with a request's values echoed in is a pure function
+/// of those values: the last one is kept, so a client that repeats a call
+/// (the usual case: the same location, the same ids) gets the bytes without
+/// the parse, echo, check and write of the answer each time.
+#[derive(Debug, Clone, Default)]
+pub struct EchoMemo(Arc<std::sync::Mutex<Option<(Vec<(String, Value)>, Bytes)>>>);
+
+impl EchoMemo {
+    /// The answer kept for exactly these values.
+    pub fn get(&self, values: &[(String, Value)]) -> Option<Bytes> {
+        let held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        held.as_ref().filter(|(kept, _)| kept.as_slice() == values).map(|(_, bytes)| bytes.clone())
+    }
+
+    pub fn put(&self, values: Vec<(String, Value)>, bytes: Bytes) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((values, bytes));
+    }
 }
 
 /// An API generation (BEHAVIOUR.md §8): the dated versions (`2021-04-15` …
@@ -600,6 +621,7 @@ impl OpCtx<'_> {
             alternatives,
             location,
             era: Era::V2,
+            echo_memo: EchoMemo::default(),
         }
     }
 

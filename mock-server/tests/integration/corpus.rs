@@ -148,3 +148,49 @@ async fn every_operation_answers(set: spec::SpecSet, version: &str) {
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
     assert_eq!(succeeded, pit_callable, "every operation a PIT may call answered 2xx");
 }
+
+/// An answer made from the spec with the request's own values echoed in is
+/// kept for the next identical call: a call with other values gets its own,
+/// never the one kept for another.
+#[tokio::test]
+async fn an_echoed_answer_kept_for_a_repeated_call_never_answers_a_call_with_other_values() {
+    let Some(dir) = corpus_dir() else { return };
+    let set = spec::load(Source::Dir(dir), 1).expect("corpus loads");
+    let scopes: Vec<String> = set.scopes().into_iter().map(|s| format!("\"{s}\"")).collect();
+    let mock = TestMock::start(
+        set,
+        unlimited_fixture(&format!(
+            "  - {{name: {ALL_SCOPES_LOCATION}, owner: {{location: {LOC_A}}}, scopes: [{}]}}",
+            scopes.join(", ")
+        )),
+    )
+    .await;
+    let spec = mock.mock.spec.clone();
+    let call = |op: &'static Operation, value: &'static str| {
+        let path = filled_path(op, |_| value.to_string());
+        let request = mock
+            .http
+            .get(format!("{}{path}", mock.url))
+            .query(&required_query(op, 1))
+            .header("Version", VERSION)
+            .bearer_auth(mock.token(ALL_SCOPES_LOCATION));
+        async move { request.send().await.expect("request").text().await.expect("body") }
+    };
+    let ops: &'static [Operation] = Box::leak(spec.operations.clone().into_boxed_slice());
+    let mut tried = 0;
+    for (i, op) in ops.iter().enumerate() {
+        let has_path_param = op.params.iter().any(|p| p.location == ghl_mock::spec::ParamIn::Path);
+        if op.method != reqwest::Method::GET || spec.stateful(i) || !has_path_param || token_for(op).is_none() {
+            continue;
+        }
+        if !call(op, "echoOneAaaaaaaaaaaaa").await.contains("echoOneAaaaaaaaaaaaa") {
+            continue;
+        }
+        tried += 1;
+        let second = call(op, "echoTwoBbbbbbbbbbbbb").await;
+        assert!(second.contains("echoTwoBbbbbbbbbbbbb") && !second.contains("echoOne"), "{}: {second}", op.id);
+        let again = call(op, "echoOneAaaaaaaaaaaaa").await;
+        assert!(again.contains("echoOneAaaaaaaaaaaaa") && !again.contains("echoTwo"), "{}: {again}", op.id);
+    }
+    assert!(tried > 0, "some stateless read of the corpus echoes its path parameter");
+}
