@@ -181,7 +181,10 @@ pub struct Operation {
 /// (the usual case: the same location, the same ids) gets the bytes without
 /// the parse, echo, check and write of the answer each time.
 #[derive(Debug, Clone, Default)]
-pub struct EchoMemo(Arc<std::sync::Mutex<Option<(Vec<(String, Value)>, Bytes)>>>);
+pub struct EchoMemo(Arc<std::sync::Mutex<Option<Echoed>>>);
+
+/// Echoed values and the answer they make.
+type Echoed = (Vec<(String, Value)>, Bytes);
 
 impl EchoMemo {
     /// The answer kept for exactly these values.
