@@ -42,13 +42,14 @@ fn camel(name: &str) -> String {
 /// The answer with each snake_case key renamed to its camelCase form where
 /// the operation's response schema declares only the latter (v3).
 fn shaped(op: &Operation, answer: Value) -> Value {
-    let Some(declared) = op.success.schema.as_deref().and_then(declared_properties) else { return answer };
+    let Some(schema) = op.success.schema.as_deref() else { return answer };
     let Value::Object(fields) = answer else { return answer };
+    let declares = |name: &str| crate::spec::resources::property(schema, name).is_some();
     let renamed = fields
         .into_iter()
         .map(|(k, v)| {
             let camel = camel(&k);
-            if !declared.contains_key(&k) && declared.contains_key(&camel) {
+            if !declares(&k) && declares(&camel) {
                 (camel, v)
             } else {
                 (k, v)
@@ -56,15 +57,6 @@ fn shaped(op: &Operation, answer: Value) -> Value {
         })
         .collect();
     Value::Object(renamed)
-}
-
-/// The properties of an object schema, its `allOf` parts merged.
-fn declared_properties(schema: &Value) -> Option<serde_json::Map<String, Value>> {
-    let mut out = schema.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
-    for part in schema.get("allOf").and_then(Value::as_array).into_iter().flatten() {
-        out.extend(declared_properties(part).unwrap_or_default());
-    }
-    (!out.is_empty()).then_some(out)
 }
 
 /// The name a refusal gives a field: the one of the operation's generation.

@@ -402,7 +402,7 @@ fn required_of(schema: &Value) -> Vec<String> {
 }
 
 /// A property's schema, looked for in every `allOf` part.
-fn property<'s>(schema: &'s Value, name: &str) -> Option<&'s Value> {
+pub(crate) fn property<'s>(schema: &'s Value, name: &str) -> Option<&'s Value> {
     if let Some(p) = schema.get("properties").and_then(|p| p.get(name)) {
         return Some(p);
     }

@@ -20,18 +20,7 @@ async fn start(spec: ghl_mock::SpecSet, set: impl FnOnce(&mut ghl_mock::Fidelity
 }
 
 async fn call(m: &TestMock, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let mut r = m.http.request(method, format!("{}{path}", m.url)).header("Version", VERSION);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let (status, mut body) = read(r.send().await.expect("request")).await;
-    if let Some(map) = body.as_object_mut() {
-        map.remove("traceId");
-    }
-    (status, body)
+    call_as(m, method, path, VERSION, token, body).await
 }
 
 fn corpus() -> Option<ghl_mock::SpecSet> {
@@ -187,11 +176,7 @@ async fn upload(m: &TestMock, token: &str, path: &str, (content_type, body): (St
         .bearer_auth(token)
         .header("Content-Type", content_type)
         .body(body);
-    let (status, mut answer) = read(r.send().await.expect("upload")).await;
-    if let Some(map) = answer.as_object_mut() {
-        map.remove("traceId");
-    }
-    (status, answer)
+    read_untraced(r.send().await.expect("upload")).await
 }
 
 #[tokio::test]

@@ -135,6 +135,35 @@ pub async fn read(response: reqwest::Response) -> (u16, Value) {
     (status, body)
 }
 
+/// As [`read`], without the trace id a 422 carries (it differs on every call).
+pub async fn read_untraced(response: reqwest::Response) -> (u16, Value) {
+    let (status, mut body) = read(response).await;
+    if let Some(map) = body.as_object_mut() {
+        map.remove("traceId");
+    }
+    (status, body)
+}
+
+/// A request with `Version: version`, an optional bearer token and JSON
+/// body: the status and the answer without its trace id.
+pub async fn call_as(
+    m: &TestMock,
+    method: reqwest::Method,
+    path: &str,
+    version: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = m.http.request(method, format!("{}{path}", m.url)).header("Version", version);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    read_untraced(request.send().await.expect("request")).await
+}
+
 /// A value for a parameter that its schema accepts, with the fixture's ids
 /// where the parameter names a location or company.
 pub fn fill(param: &Param, seed: u64) -> String {

@@ -60,28 +60,6 @@ async fn start() -> Option<TestMock> {
     Some(TestMock::start(set, unlimited_fixture(&PITS.replace("LOC_A", LOC_A).replace("COMPANY", COMPANY))).await)
 }
 
-async fn call(
-    m: &TestMock,
-    method: Method,
-    path: &str,
-    version: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = m.http.request(method, format!("{}{path}", m.url)).header("Version", version);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let (status, mut body) = read(request.send().await.expect("request")).await;
-    if let Some(map) = body.as_object_mut() {
-        map.remove("traceId");
-    }
-    (status, body)
-}
-
 #[tokio::test]
 async fn the_v3_files_load_beside_the_v2_files_in_highlevels_layout_with_every_reference_resolved() {
     let Some(dir) = repo_layout() else { return };
@@ -112,7 +90,7 @@ async fn the_v3_files_load_beside_the_v2_files_in_highlevels_layout_with_every_r
 async fn under_v3_a_path_the_v3_files_removed_answers_400_naming_it_with_its_query() {
     let Some(m) = start().await else { return };
     let path = format!("/oauth/installedLocations?companyId={COMPANY}&appId=app1");
-    let (status, body) = call(&m, Method::GET, &path, "v3", Some(&m.token("Agency")), None).await;
+    let (status, body) = call_as(&m, Method::GET, &path, "v3", Some(&m.token("Agency")), None).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(
         body,
@@ -124,7 +102,7 @@ async fn under_v3_a_path_the_v3_files_removed_answers_400_naming_it_with_its_que
     );
     // The same call with a dated version reaches the v2 operation, which
     // takes only an agency OAuth token (`Agency-Access-Only`).
-    let (status, body) = call(&m, Method::GET, &path, "2021-07-28", Some(&m.token("Agency")), None).await;
+    let (status, body) = call_as(&m, Method::GET, &path, "2021-07-28", Some(&m.token("Agency")), None).await;
     let only_oauth = "This authClass type is not allowed to access this scope.";
     assert_eq!((status, body), (401, json!({"statusCode": 401, "message": only_oauth})));
 }
@@ -133,7 +111,7 @@ async fn under_v3_a_path_the_v3_files_removed_answers_400_naming_it_with_its_que
 async fn a_v3_only_path_called_with_a_dated_version_is_not_found_as_express_words_it() {
     let Some(m) = start().await else { return };
     let body = json!({"companyId": COMPANY, "locationId": LOC_A});
-    let (status, answer) = call(&m, Method::POST, "/oauth/location-token", "2021-07-28", None, Some(body)).await;
+    let (status, answer) = call_as(&m, Method::POST, "/oauth/location-token", "2021-07-28", None, Some(body)).await;
     assert_eq!(
         (status, answer),
         (404, json!({"statusCode": 404, "message": "Cannot POST /oauth/location-token", "error": "Not Found"}))
@@ -147,13 +125,13 @@ async fn where_both_generations_have_a_path_the_version_header_chooses_which_ope
     // v3 names the location `locationId`; v2's search names it `location_id`.
     let v3 = format!("/opportunities/search?locationId={LOC_A}");
     let v2 = format!("/opportunities/search?location_id={LOC_A}");
-    assert_eq!(call(&m, Method::GET, &v3, "v3", Some(&pit), None).await.0, 200);
-    assert_eq!(call(&m, Method::GET, &v2, "2021-07-28", Some(&pit), None).await.0, 200);
-    let (status, body) = call(&m, Method::GET, &v2, "v3", Some(&pit), None).await;
+    assert_eq!(call_as(&m, Method::GET, &v3, "v3", Some(&pit), None).await.0, 200);
+    assert_eq!(call_as(&m, Method::GET, &v2, "2021-07-28", Some(&pit), None).await.0, 200);
+    let (status, body) = call_as(&m, Method::GET, &v2, "v3", Some(&pit), None).await;
     assert_eq!((status, &body["message"][0]), (422, &json!("locationId should not be empty")), "{body}");
     // The v3 search reads the location where v3 names it: another one is refused.
     let foreign = format!("/opportunities/search?locationId={LOC_B}");
-    let (status, body) = call(&m, Method::GET, &foreign, "v3", Some(&pit), None).await;
+    let (status, body) = call_as(&m, Method::GET, &foreign, "v3", Some(&pit), None).await;
     assert_eq!(
         (status, body),
         (403, json!({"statusCode": 403, "message": "The token does not have access to this location."}))
@@ -165,7 +143,7 @@ async fn a_service_the_v3_files_do_not_cover_is_served_under_v3_as_under_a_dated
     let Some(m) = start().await else { return };
     let path = format!("/contacts/?locationId={LOC_A}");
     for version in ["2021-07-28", "2023-02-21", "v3"] {
-        let (status, body) = call(&m, Method::GET, &path, version, Some(&m.token("Loc")), None).await;
+        let (status, body) = call_as(&m, Method::GET, &path, version, Some(&m.token("Loc")), None).await;
         assert_eq!(status, 200, "Version {version}: {body}");
     }
 }
@@ -175,14 +153,14 @@ async fn a_record_written_through_v2_is_read_back_through_v3() {
     let Some(m) = start().await else { return };
     let pit = m.token("Loc");
     let contact = json!({"locationId": LOC_A, "firstName": "Ver", "email": "versions@example.com"});
-    let (status, created) = call(&m, Method::POST, "/contacts/", "2021-07-28", Some(&pit), Some(contact)).await;
+    let (status, created) = call_as(&m, Method::POST, "/contacts/", "2021-07-28", Some(&pit), Some(contact)).await;
     assert_eq!(status, 201, "{created}");
     let contact_id = created["contact"]["id"].as_str().expect("contact id").to_string();
     let body = json!({"locationId": LOC_A, "contactId": contact_id});
-    let (status, made) = call(&m, Method::POST, "/conversations/", "2021-04-15", Some(&pit), Some(body)).await;
+    let (status, made) = call_as(&m, Method::POST, "/conversations/", "2021-04-15", Some(&pit), Some(body)).await;
     assert_eq!(status, 201, "{made}");
     let id = made["conversation"]["id"].as_str().expect("conversation id");
-    let (status, read) = call(&m, Method::GET, &format!("/conversations/{id}"), "v3", Some(&pit), None).await;
+    let (status, read) = call_as(&m, Method::GET, &format!("/conversations/{id}"), "v3", Some(&pit), None).await;
     assert_eq!(status, 200, "{read}");
     assert_eq!((read["id"].as_str(), read["contactId"].as_str()), (Some(id), Some(contact_id.as_str())), "{read}");
 }
@@ -200,7 +178,7 @@ async fn v3_oauth_takes_and_answers_camel_case_and_mints_tokens_that_work() {
         "grantType": "authorization_code",
         "code": code["code"],
     });
-    let (status, agency) = call(&m, Method::POST, "/oauth/token", "v3", None, Some(exchange)).await;
+    let (status, agency) = call_as(&m, Method::POST, "/oauth/token", "v3", None, Some(exchange)).await;
     assert_eq!(status, 200, "{agency}");
     for key in ["accessToken", "tokenType", "expiresIn", "refreshToken", "userType", "companyId", "approvedLocations"] {
         assert!(agency.get(key).is_some(), "v3 answers `{key}`: {agency}");
@@ -210,7 +188,7 @@ async fn v3_oauth_takes_and_answers_camel_case_and_mints_tokens_that_work() {
 
     let token = agency["accessToken"].as_str().expect("access token");
     let body = json!({"companyId": COMPANY, "locationId": LOC_A});
-    let (status, location) = call(&m, Method::POST, "/oauth/location-token", "v3", Some(token), Some(body)).await;
+    let (status, location) = call_as(&m, Method::POST, "/oauth/location-token", "v3", Some(token), Some(body)).await;
     assert_eq!(status, 200, "{location}");
     for key in ["accessToken", "refreshToken", "appId", "versionId", "locationId"] {
         assert!(location.get(key).is_some(), "v3 answers `{key}`: {location}");
@@ -218,7 +196,7 @@ async fn v3_oauth_takes_and_answers_camel_case_and_mints_tokens_that_work() {
     assert_eq!(location["locationId"], LOC_A);
     let location_token = location["accessToken"].as_str().expect("location token");
     let search = format!("/conversations/search?locationId={LOC_A}");
-    let (status, found) = call(&m, Method::GET, &search, "v3", Some(location_token), None).await;
+    let (status, found) = call_as(&m, Method::GET, &search, "v3", Some(location_token), None).await;
     assert_eq!(status, 200, "the minted location token works under v3: {found}");
 
     // The refresh, in camelCase too; a location token cannot mint another.
@@ -228,12 +206,12 @@ async fn v3_oauth_takes_and_answers_camel_case_and_mints_tokens_that_work() {
         "grantType": "refresh_token",
         "refreshToken": agency["refreshToken"],
     });
-    let (status, refreshed) = call(&m, Method::POST, "/oauth/token", "v3", None, Some(refresh)).await;
+    let (status, refreshed) = call_as(&m, Method::POST, "/oauth/token", "v3", None, Some(refresh)).await;
     assert_eq!(status, 200, "{refreshed}");
     assert_ne!(refreshed["accessToken"], agency["accessToken"]);
     let body = json!({"companyId": COMPANY, "locationId": LOC_A});
     let (status, refused) =
-        call(&m, Method::POST, "/oauth/location-token", "v3", Some(location_token), Some(body)).await;
+        call_as(&m, Method::POST, "/oauth/location-token", "v3", Some(location_token), Some(body)).await;
     assert_eq!(
         (status, refused),
         (401, json!({"statusCode": 401, "message": "This token's user type is not yet supported!"}))
@@ -249,7 +227,7 @@ async fn with_removed_in_v3_set_to_serve_a_removed_path_is_answered_by_its_dated
     let fixture = unlimited_fixture(&PITS.replace("LOC_A", LOC_A).replace("COMPANY", COMPANY));
     let m = TestMock::start_with(set, fixture, config, ghl_mock::Clock::frozen(1_767_225_600_000)).await;
     let path = format!("/oauth/installedLocations?companyId={COMPANY}&appId=app1");
-    let (status, body) = call(&m, Method::GET, &path, "v3", Some(&m.token("Agency")), None).await;
+    let (status, body) = call_as(&m, Method::GET, &path, "v3", Some(&m.token("Agency")), None).await;
     let only_oauth = "This authClass type is not allowed to access this scope.";
     assert_eq!(
         (status, body),
