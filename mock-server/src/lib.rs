@@ -87,6 +87,8 @@ pub struct Mock {
     shared: Option<Arc<state::redis::Store>>,
     /// `--tokens-file PATH`: the current tokens, for a CI job to source.
     tokens_file: Option<tokens_file::TokensFile>,
+    /// `fidelity.trace_header`, parsed once (none: not a header name, so not sent).
+    pub(crate) trace_header: Option<axum::http::HeaderName>,
 }
 
 /// Why a mock could not start.
@@ -254,6 +256,7 @@ impl Mock {
             ),
             None => None,
         };
+        let trace_header = axum::http::HeaderName::from_bytes(config.fidelity.trace_header.as_bytes()).ok();
         let mock = Arc::new(Self {
             spec: Arc::new(spec),
             config,
@@ -274,6 +277,7 @@ impl Mock {
             clocks: backends.clocks,
             webhooks,
             tokens_file,
+            trace_header,
             #[cfg(feature = "redis-store")]
             shared: backends.shared,
         });

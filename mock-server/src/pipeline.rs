@@ -60,18 +60,15 @@ pub async fn handle(State(mock): State<Arc<Mock>>, request: Request) -> Response
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     if let Some(rate_headers) = &rate.headers {
-        for (name, value) in rate_headers.pairs() {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                headers.insert(name, v);
-            }
+        for (name, value) in rate_headers.header_values() {
+            headers.insert(name, HeaderValue::from(value));
         }
     }
     if let Some(secs) = rate.retry_after_secs {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
-    let name = axum::http::HeaderName::from_bytes(mock.config.fidelity.trace_header.as_bytes());
-    if let (Ok(name), Ok(value)) = (name, HeaderValue::from_str(&trace_id)) {
-        headers.insert(name, value);
+    if let (Some(name), Ok(value)) = (&mock.trace_header, HeaderValue::from_str(&trace_id)) {
+        headers.insert(name.clone(), value);
     }
     // Issue 8: the one journal record of this request.
     journaled.finish(Answered {

@@ -8,11 +8,15 @@ pub(super) const DAY_MS: i64 = 86_400_000;
 
 #[derive(Debug, Default)]
 pub(super) struct Counter {
-    /// Times of the counted requests that can still matter, ascending.
-    /// Only the newest `burst` of them decide anything (the window is full
-    /// exactly when the `burst`-th newest is still in it), so older ones are
-    /// dropped and memory stays bounded by the burst.
-    window: VecDeque<i64>,
+    /// The counted requests that can still matter, as runs of one
+    /// millisecond each (the clock's resolution): `(time, how many)`,
+    /// ascending by time. Only the newest `burst` requests decide anything
+    /// (the window is full exactly when the `burst`-th newest is still in
+    /// it), so older ones are dropped: memory stays bounded by the burst and
+    /// by the window's length in milliseconds, whichever is smaller.
+    window: VecDeque<(i64, u32)>,
+    /// How many requests `window` holds (the sum of its counts).
+    in_window: usize,
     /// The day `day_count` belongs to, in days since the epoch on the shifted clock.
     day: i64,
     day_count: u32,
@@ -37,7 +41,7 @@ impl Counter {
         let w = window_len(profile);
         // The deque is sorted, and both expiry rules are monotone in the
         // timestamp, so the expired requests are always a prefix.
-        while let Some(&t) = self.window.front() {
+        while let Some(&(t, n)) = self.window.front() {
             let expired = match settings.window {
                 WindowKind::Rolling => now_ms.saturating_sub(t) >= w,
                 WindowKind::Fixed => t.div_euclid(w) < now_ms.div_euclid(w),
@@ -46,6 +50,7 @@ impl Counter {
                 break;
             }
             self.window.pop_front();
+            self.in_window -= n as usize;
         }
         let day = settings.day_of(now_ms);
         if day != self.day {
@@ -56,8 +61,13 @@ impl Counter {
         self.window_ms = profile.window_ms;
     }
 
-    pub(super) fn in_window(&self) -> usize {
+    #[cfg(test)]
+    pub(super) fn entries(&self) -> usize {
         self.window.len()
+    }
+
+    pub(super) fn in_window(&self) -> usize {
+        self.in_window
     }
 
     pub(super) fn day_count(&self) -> u32 {
@@ -68,12 +78,19 @@ impl Counter {
     pub(super) fn record(&mut self, profile: Profile, now_ms: i64) {
         // A clock moved back can make `now_ms` older than stored requests;
         // inserting in order keeps the deque sorted for `advance`.
-        let at = self.window.partition_point(|&t| t <= now_ms);
-        self.window.insert(at, now_ms);
-        let keep = usize::try_from(profile.burst).unwrap_or(usize::MAX);
-        while self.window.len() > keep {
-            self.window.pop_front();
+        match self.window.back_mut() {
+            Some((t, n)) if *t == now_ms => *n = n.saturating_add(1),
+            Some(&mut (t, _)) if t > now_ms => {
+                let at = self.window.partition_point(|&(t, _)| t < now_ms);
+                match self.window.get_mut(at) {
+                    Some((t, n)) if *t == now_ms => *n = n.saturating_add(1),
+                    _ => self.window.insert(at, (now_ms, 1)),
+                }
+            }
+            _ => self.window.push_back((now_ms, 1)),
         }
+        self.in_window += 1;
+        self.keep_newest(usize::try_from(profile.burst).unwrap_or(usize::MAX));
         self.day_count = self.day_count.saturating_add(1);
         self.stored(now_ms);
     }
@@ -88,8 +105,39 @@ impl Counter {
     pub(super) fn set_burst_remaining(&mut self, profile: Profile, remaining: u32, now_ms: i64) {
         let used = profile.burst.saturating_sub(remaining);
         self.window.clear();
-        self.window.extend(std::iter::repeat_n(now_ms, usize::try_from(used).unwrap_or(0)));
+        self.in_window = 0;
+        if used > 0 {
+            self.window.push_back((now_ms, used));
+            self.in_window = used as usize;
+        }
         self.stored(now_ms);
+    }
+
+    /// Drops the oldest requests beyond the newest `keep`.
+    fn keep_newest(&mut self, keep: usize) {
+        while self.in_window > keep {
+            let excess = self.in_window - keep;
+            let Some((_, n)) = self.window.front_mut() else { break };
+            if (*n as usize) <= excess {
+                self.in_window -= *n as usize;
+                self.window.pop_front();
+            } else {
+                // Below `*n`, so it fits a u32.
+                *n -= u32::try_from(excess).unwrap_or(*n);
+                self.in_window = keep;
+            }
+        }
+    }
+
+    /// The time of the `i`-th oldest request in the window.
+    fn nth_oldest(&self, mut i: usize) -> Option<i64> {
+        for &(t, n) in &self.window {
+            if i < n as usize {
+                return Some(t);
+            }
+            i -= n as usize;
+        }
+        None
     }
 
     fn stored(&mut self, now_ms: i64) {
@@ -111,7 +159,7 @@ impl Counter {
             daily_remaining: profile.daily.saturating_sub(self.day_count),
             interval_ms: profile.window_ms,
             max: profile.burst,
-            remaining: profile.burst.saturating_sub(clamp_u32(self.window.len())),
+            remaining: profile.burst.saturating_sub(clamp_u32(self.in_window)),
         }
     }
 
@@ -124,8 +172,8 @@ impl Counter {
                 let burst = usize::try_from(profile.burst).unwrap_or(usize::MAX);
                 // The window admits again once all but `burst - 1` of its
                 // requests left it: when the one at `len - burst` expires.
-                match self.window.len().checked_sub(burst) {
-                    Some(i) if burst > 0 => self.window.get(i).map_or(w, |&t| t.saturating_add(w) - now_ms),
+                match self.in_window.checked_sub(burst) {
+                    Some(i) if burst > 0 => self.nth_oldest(i).map_or(w, |t| t.saturating_add(w) - now_ms),
                     _ => w,
                 }
             }

@@ -63,6 +63,10 @@ impl Injections {
         self.rules.clone()
     }
 
+    pub(super) fn len(&self) -> usize {
+        self.rules.len()
+    }
+
     pub(super) fn clear(&mut self) {
         self.rules.clear();
     }

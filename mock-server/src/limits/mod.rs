@@ -23,10 +23,9 @@
 mod counter;
 mod inject;
 
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -146,7 +145,29 @@ pub struct RateHeaders {
     pub remaining: u32,
 }
 
+/// The names of [`RateHeaders::header_values`], as HTTP/1.1 writes them
+/// (lowercase; header names are case-insensitive).
+const RATE_HEADER_NAMES: [axum::http::HeaderName; 5] = [
+    axum::http::HeaderName::from_static("x-ratelimit-limit-daily"),
+    axum::http::HeaderName::from_static("x-ratelimit-daily-remaining"),
+    axum::http::HeaderName::from_static("x-ratelimit-interval-milliseconds"),
+    axum::http::HeaderName::from_static("x-ratelimit-max"),
+    axum::http::HeaderName::from_static("x-ratelimit-remaining"),
+];
+
 impl RateHeaders {
+    /// The headers of an answer: the names of [`Self::pairs`], ready to send.
+    pub fn header_values(&self) -> [(axum::http::HeaderName, u64); 5] {
+        let [daily, daily_left, interval, max, left] = RATE_HEADER_NAMES;
+        [
+            (daily, u64::from(self.limit_daily)),
+            (daily_left, u64::from(self.daily_remaining)),
+            (interval, self.interval_ms),
+            (max, u64::from(self.max)),
+            (left, u64::from(self.remaining)),
+        ]
+    }
+
     /// Header names as HighLevel sends them, with their values.
     pub fn pairs(&self) -> [(&'static str, String); 5] {
         [
@@ -178,17 +199,29 @@ pub(crate) fn ceil_secs(ms: i64) -> u64 {
 }
 
 const SHARDS: usize = 16;
-/// `check` sweeps idle counters once every this many requests.
+/// `check` sweeps idle counters once every this many requests (each shard
+/// once every `SWEEP_EVERY / SHARDS` of its own).
 const SWEEP_EVERY: u64 = 1024;
+
+/// The counters of the rate keys that hash to one shard, and how many
+/// requests it has checked (each shard sweeps itself: no counter is shared
+/// by every request).
+#[derive(Debug, Default)]
+struct Shard {
+    counters: HashMap<RateKey, Counter, foldhash::fast::RandomState>,
+    checks: u64,
+}
 
 /// Counters of every rate key, and the injected rules. `Send + Sync`; share it by reference or `Arc`.
 #[derive(Debug)]
 pub struct Limiter {
     settings: Settings,
-    shards: Vec<Mutex<HashMap<RateKey, Counter>>>,
-    hasher: RandomState,
+    shards: Vec<Mutex<Shard>>,
+    hasher: foldhash::fast::RandomState,
     injections: Mutex<inject::Injections>,
-    checks: AtomicU64,
+    /// How many injected rules wait (kept beside the rules, so that a check
+    /// with none armed takes no lock for them).
+    armed: AtomicUsize,
 }
 
 impl Default for Limiter {
@@ -205,10 +238,10 @@ impl Limiter {
     pub fn new(settings: Settings) -> Self {
         Self {
             settings,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            hasher: foldhash::fast::RandomState::default(),
             injections: Mutex::new(inject::Injections::default()),
-            checks: AtomicU64::new(0),
+            armed: AtomicUsize::new(0),
         }
     }
 
@@ -216,7 +249,7 @@ impl Limiter {
         &self.settings
     }
 
-    fn shard(&self, key: &RateKey) -> MutexGuard<'_, HashMap<RateKey, Counter>> {
+    fn shard(&self, key: &RateKey) -> MutexGuard<'_, Shard> {
         // The remainder is below SHARDS, so the cast back cannot truncate.
         let i = (self.hasher.hash_one(key) % SHARDS as u64) as usize;
         lock(&self.shards[i])
@@ -225,18 +258,33 @@ impl Limiter {
     /// Runs `f` on the key's counter, brought up to `now_ms`, creating it if needed.
     fn with_counter<T>(&self, key: &RateKey, profile: Profile, now_ms: i64, f: impl FnOnce(&mut Counter) -> T) -> T {
         let mut shard = self.shard(key);
-        let counter = shard.entry(key.clone()).or_default();
+        shard.checks += 1;
+        if shard.checks.is_multiple_of(SWEEP_EVERY / SHARDS as u64) {
+            shard.counters.retain(|_, counter| !counter.is_idle(now_ms));
+        }
+        // Looked up before it is inserted: the key is copied only the first time.
+        if !shard.counters.contains_key(key) {
+            shard.counters.insert(key.clone(), Counter::default());
+        }
+        let mut fresh = Counter::default();
+        let counter = shard.counters.get_mut(key).unwrap_or(&mut fresh);
         counter.advance(profile, &self.settings, now_ms);
         f(counter)
+    }
+
+    /// Runs `f` on the injected rules and keeps the count of armed ones true.
+    fn with_injections<T>(&self, f: impl FnOnce(&mut inject::Injections) -> T) -> T {
+        let mut injections = lock(&self.injections);
+        let out = f(&mut injections);
+        self.armed.store(injections.len(), Ordering::Release);
+        out
     }
 
     /// Counts one request of `key` at `now_ms` under `profile` and decides.
     /// `token_fingerprint` and `path` are matched by injected rules only.
     pub fn check(&self, key: &RateKey, profile: Profile, token_fingerprint: &str, path: &str, now_ms: i64) -> Decision {
-        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            self.sweep(now_ms);
-        }
-        let injected = lock(&self.injections).take(key, token_fingerprint, path);
+        let injected = self.armed.load(Ordering::Acquire) > 0
+            && self.with_injections(|rules| rules.take(key, token_fingerprint, path));
         let settings = &self.settings;
         self.with_counter(key, profile, now_ms, |counter| {
             if injected {
@@ -274,7 +322,7 @@ impl Limiter {
     /// The header values of `key` at `now_ms`, without counting a request.
     pub fn peek(&self, key: &RateKey, profile: Profile, now_ms: i64) -> RateHeaders {
         let mut shard = self.shard(key);
-        match shard.get_mut(key) {
+        match shard.counters.get_mut(key) {
             Some(counter) => {
                 counter.advance(profile, &self.settings, now_ms);
                 counter.headers(profile)
@@ -288,7 +336,7 @@ impl Limiter {
     /// Rules are spent oldest first, one per refused request. A rule with a
     /// count of 0 is not kept.
     pub fn inject(&self, rule: Injection) -> u64 {
-        lock(&self.injections).add(rule)
+        self.with_injections(|rules| rules.add(rule))
     }
 
     /// Injected rules still waiting for requests, oldest first.
@@ -298,7 +346,7 @@ impl Limiter {
 
     /// Withdraws an injected rule; false when no rule has that id (any more).
     pub fn remove_injection(&self, id: u64) -> bool {
-        lock(&self.injections).remove(id)
+        self.with_injections(|rules| rules.remove(id))
     }
 
     /// The daily quota of `key` is used up from `now_ms` until the next day.
@@ -316,9 +364,9 @@ impl Limiter {
     /// Forgets all counters and injected rules.
     pub fn clear(&self) {
         for shard in &self.shards {
-            lock(shard).clear();
+            lock(shard).counters.clear();
         }
-        lock(&self.injections).clear();
+        self.with_injections(inject::Injections::clear);
     }
 
     /// Drops counters idle for longer than a day and a window: nothing they
@@ -326,13 +374,19 @@ impl Limiter {
     /// 1024 requests; callers may call it more often.
     pub fn sweep(&self, now_ms: i64) {
         for shard in &self.shards {
-            lock(shard).retain(|_, counter| !counter.is_idle(now_ms));
+            lock(shard).counters.retain(|_, counter| !counter.is_idle(now_ms));
         }
+    }
+
+    /// How many distinct milliseconds `key`'s window holds (tests: memory is by millisecond, not by request).
+    #[cfg(test)]
+    pub(crate) fn window_entries(&self, key: &RateKey) -> Option<usize> {
+        self.shard(key).counters.get(key).map(Counter::entries)
     }
 
     /// How many rate keys (a resource, or an app for a resource) have a counter.
     pub fn resources(&self) -> usize {
-        self.shards.iter().map(|shard| lock(shard).len()).sum()
+        self.shards.iter().map(|shard| lock(shard).counters.len()).sum()
     }
 }
 

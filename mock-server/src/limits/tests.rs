@@ -328,6 +328,64 @@ fn checking_sweeps_from_time_to_time_so_memory_stays_bounded() {
 }
 
 #[test]
+fn requests_in_one_millisecond_each_count_and_the_window_keeps_one_entry_per_millisecond() {
+    let limiter = Limiter::default();
+    let key = location("loc-a");
+    let profile = Profile { burst: 1_000_000, window_ms: 10_000, daily: u32::MAX };
+    for ms in 0..10 {
+        for _ in 0..1_000 {
+            assert!(check(&limiter, &key, profile, T0 + ms).allowed);
+        }
+    }
+    let last = check(&limiter, &key, profile, T0 + 9);
+    assert_eq!(last.headers.remaining, 1_000_000 - 10_001);
+    assert_eq!(limiter.window_entries(&key), Some(10), "ten milliseconds, ten entries");
+    // The first millisecond's thousand leave together, one window later.
+    assert_eq!(check(&limiter, &key, profile, T0 + 10_000).headers.remaining, 1_000_000 - 9_002);
+}
+
+#[test]
+fn a_full_window_drops_its_oldest_requests_from_inside_a_millisecond() {
+    let limiter = Limiter::default();
+    let key = location("loc-a");
+    let profile = Profile { burst: 5, window_ms: 10_000, daily: u32::MAX };
+    let settings = Settings { count_refused: true, ..Settings::default() };
+    let counting = Limiter::new(settings);
+    // Three at T0, three at T0 + 1 s: with refusals counted, the window keeps the newest five.
+    for at in [T0, T0, T0, T0 + SECOND, T0 + SECOND, T0 + SECOND] {
+        check(&counting, &key, profile, at);
+        check(&limiter, &key, profile, at);
+    }
+    let refused = check(&counting, &key, profile, T0 + 2 * SECOND);
+    assert!(!refused.allowed);
+    // Kept: T0, T0 + 1 s (x3), T0 + 2 s; the oldest kept leaves at T0 + 10 s.
+    assert_eq!(refused.retry_after_secs, 8);
+    assert_eq!(
+        check(&counting, &key, profile, T0 + 10 * SECOND).headers.remaining,
+        0,
+        "T0's last left; T0 + 10 s took its place"
+    );
+    // Not counting refusals: the sixth was refused and the window holds five.
+    assert_eq!(check(&limiter, &key, profile, T0 + 2 * SECOND).reason, Some(Refusal::Burst));
+}
+
+#[test]
+fn a_clock_moved_back_counts_its_request_in_time_order() {
+    let limiter = Limiter::default();
+    let key = location("loc-a");
+    let profile = Profile { burst: 3, window_ms: 10_000, daily: u32::MAX };
+    check(&limiter, &key, profile, T0 + 5 * SECOND);
+    check(&limiter, &key, profile, T0 + 5 * SECOND);
+    // Back by four seconds: this request is the oldest of the three.
+    check(&limiter, &key, profile, T0 + SECOND);
+    let refused = check(&limiter, &key, profile, T0 + 2 * SECOND);
+    assert_eq!(refused.reason, Some(Refusal::Burst));
+    assert_eq!(refused.retry_after_secs, 9, "the request at T0 + 1 s leaves at T0 + 11 s");
+    assert_eq!(limiter.window_entries(&key), Some(2), "two milliseconds");
+    assert_eq!(check(&limiter, &key, profile, T0 + 11 * SECOND).headers.remaining, 0, "one left, one came");
+}
+
+#[test]
 fn clearing_forgets_counters_and_injected_rules() {
     let limiter = Limiter::default();
     let key = location("loc-a");
@@ -416,6 +474,12 @@ fn the_headers_carry_highlevels_names() {
     );
     let values: Vec<_> = pairs.iter().map(|(_, value)| value.as_str()).collect();
     assert_eq!(values, ["10000", "10000", "10000", "25", "25"]);
+    // What an answer carries: the same names (HTTP/1.1 writes them lowercase) and values.
+    let sent: Vec<(String, String)> =
+        headers.header_values().iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+    let expected: Vec<(String, String)> =
+        pairs.iter().map(|(name, value)| (name.to_lowercase(), value.clone())).collect();
+    assert_eq!(sent, expected);
 }
 
 #[test]

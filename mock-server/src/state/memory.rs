@@ -147,10 +147,6 @@ fn put_entry(kind: &str, id: &str, entry: &Entry) -> Value {
 }
 
 impl Shard {
-    fn place(&mut self, location: &str) -> &mut Place {
-        self.places.entry(location.to_string()).or_default()
-    }
-
     /// The first other record of `location` holding one of `keys`.
     fn holder(&self, location: &str, keys: &[String], except: Option<&str>) -> Option<(String, String)> {
         let place = self.places.get(location)?;
@@ -175,12 +171,17 @@ impl Shard {
     }
 
     fn add(&mut self, id: String, entry: Entry) {
-        let place = self.place(&entry.location);
-        place.order.insert((entry.created_ms, id.clone()));
-        for key in &entry.keys {
-            place.index.get_or_insert_with(key, || Ids::One(id.clone())).add(&id);
+        // Looked up first: the location is copied only for its first record.
+        if !self.places.contains_key(&entry.location) {
+            self.places.insert(entry.location.clone(), Place::default());
         }
-        place.bytes += entry.bytes;
+        if let Some(place) = self.places.get_mut(&entry.location) {
+            place.order.insert((entry.created_ms, id.clone()));
+            for key in &entry.keys {
+                place.index.get_or_insert_with(key, || Ids::One(id.clone())).add(&id);
+            }
+            place.bytes += entry.bytes;
+        }
         self.records.insert(id, entry);
     }
 
@@ -247,24 +248,43 @@ impl Shard {
         Ok((before, copy))
     }
 
-    fn insert(&mut self, kind: &str, new: NewRecord, indexing: Indexing, bounds: Bounds) -> Result<Entry, RecordError> {
-        if self.records.contains_key(&new.id) {
+    fn insert(&mut self, kind: &str, new: Prepared, unique: bool, bounds: Bounds) -> Result<Entry, RecordError> {
+        let Prepared { id, entry } = new;
+        if self.records.contains_key(&id) {
             return Err(RecordError::IdTaken);
         }
-        let keys = (indexing.keys)(&new.record);
-        if indexing.unique {
-            if let Some((holder, key)) = self.holder(&new.location, &keys, None) {
+        if unique {
+            if let Some((holder, key)) = self.holder(&entry.location, &entry.keys, None) {
                 return Err(RecordError::Duplicate { id: holder, key });
             }
         }
-        let bytes = record_bytes(&new.record);
-        self.room(&new.location, kind, bytes, bounds)?;
-        let record = kept(new.record);
-        let entry =
-            Entry { location: new.location.clone(), created_ms: new.created_ms, record: record.clone(), keys, bytes };
-        let copy = Entry { location: new.location, created_ms: new.created_ms, record, keys: Vec::new(), bytes };
-        self.add(new.id, entry);
+        self.room(&entry.location, kind, entry.bytes, bounds)?;
+        let copy = Entry {
+            location: entry.location.clone(),
+            created_ms: entry.created_ms,
+            record: entry.record.clone(),
+            keys: Vec::new(),
+            bytes: entry.bytes,
+        };
+        self.add(id, entry);
         Ok(copy)
+    }
+}
+
+/// A new record made ready to keep (its table rebuilt to size, its index
+/// keys and size worked out) before the shard is locked, so that the lock
+/// is held only for the checks and the insert.
+struct Prepared {
+    id: String,
+    entry: Entry,
+}
+
+impl Prepared {
+    fn new(new: NewRecord, indexing: Indexing) -> Self {
+        let keys = (indexing.keys)(&new.record);
+        let bytes = record_bytes(&new.record);
+        let entry = Entry { location: new.location, created_ms: new.created_ms, record: kept(new.record), keys, bytes };
+        Self { id: new.id, entry }
     }
 }
 
@@ -305,8 +325,9 @@ impl Memory {
     pub fn seed(&self, new: NewRecord, indexing: Indexing) -> Result<Stored, RecordError> {
         let (kind, shard) = self.shard(&new.kind);
         let id = new.id.clone();
+        let new = Prepared::new(new, indexing);
         let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
-        let entry = shard.insert(&kind, new, indexing, self.bounds)?;
+        let entry = shard.insert(&kind, new, indexing.unique, self.bounds)?;
         Ok(stored(&kind, &id, &entry))
     }
 
@@ -417,10 +438,11 @@ impl Records for Memory {
     async fn insert(&self, new: NewRecord, indexing: Indexing) -> Result<Stored, RecordError> {
         let (kind, shard) = self.shard(&new.kind);
         let id = new.id.clone();
+        let new = Prepared::new(new, indexing);
         let (result, pending) = {
             let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
             let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
-            let entry = shard.insert(&kind, new, indexing, self.bounds)?;
+            let entry = shard.insert(&kind, new, indexing.unique, self.bounds)?;
             let pending = self.submit(|| put_entry(&kind, &id, &entry));
             (stored(&kind, &id, &entry), pending)
         };
@@ -472,7 +494,7 @@ impl Records for Memory {
                 }
                 None => {
                     let id = new.id.clone();
-                    let entry = shard.insert(&kind, new, indexing, self.bounds)?;
+                    let entry = shard.insert(&kind, Prepared::new(new, indexing), indexing.unique, self.bounds)?;
                     let pending = self.submit(|| put_entry(&kind, &id, &entry));
                     ((None, stored(&kind, &id, &entry)), pending)
                 }
