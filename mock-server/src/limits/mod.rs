@@ -145,9 +145,16 @@ pub struct RateHeaders {
     pub remaining: u32,
 }
 
-/// The names of [`RateHeaders::header_values`], as HTTP/1.1 writes them
-/// (lowercase; header names are case-insensitive).
-const RATE_HEADER_NAMES: [axum::http::HeaderName; 5] = [
+/// The rate-limit headers as HighLevel names them, and as HTTP/1.1 writes
+/// them (lowercase; header names are case-insensitive), in one order.
+const RATE_HEADER_NAMES: [&str; 5] = [
+    "X-RateLimit-Limit-Daily",
+    "X-RateLimit-Daily-Remaining",
+    "X-RateLimit-Interval-Milliseconds",
+    "X-RateLimit-Max",
+    "X-RateLimit-Remaining",
+];
+const RATE_HEADERS: [axum::http::HeaderName; 5] = [
     axum::http::HeaderName::from_static("x-ratelimit-limit-daily"),
     axum::http::HeaderName::from_static("x-ratelimit-daily-remaining"),
     axum::http::HeaderName::from_static("x-ratelimit-interval-milliseconds"),
@@ -156,27 +163,27 @@ const RATE_HEADER_NAMES: [axum::http::HeaderName; 5] = [
 ];
 
 impl RateHeaders {
-    /// The headers of an answer: the names of [`Self::pairs`], ready to send.
-    pub fn header_values(&self) -> [(axum::http::HeaderName, u64); 5] {
-        let [daily, daily_left, interval, max, left] = RATE_HEADER_NAMES;
+    /// The values, in the order of the names.
+    fn values(&self) -> [u64; 5] {
         [
-            (daily, u64::from(self.limit_daily)),
-            (daily_left, u64::from(self.daily_remaining)),
-            (interval, self.interval_ms),
-            (max, u64::from(self.max)),
-            (left, u64::from(self.remaining)),
+            u64::from(self.limit_daily),
+            u64::from(self.daily_remaining),
+            self.interval_ms,
+            u64::from(self.max),
+            u64::from(self.remaining),
         ]
+    }
+
+    /// The headers of an answer, ready to send.
+    pub fn header_values(&self) -> [(axum::http::HeaderName, u64); 5] {
+        let values = self.values();
+        std::array::from_fn(|i| (RATE_HEADERS[i].clone(), values[i]))
     }
 
     /// Header names as HighLevel sends them, with their values.
     pub fn pairs(&self) -> [(&'static str, String); 5] {
-        [
-            ("X-RateLimit-Limit-Daily", self.limit_daily.to_string()),
-            ("X-RateLimit-Daily-Remaining", self.daily_remaining.to_string()),
-            ("X-RateLimit-Interval-Milliseconds", self.interval_ms.to_string()),
-            ("X-RateLimit-Max", self.max.to_string()),
-            ("X-RateLimit-Remaining", self.remaining.to_string()),
-        ]
+        let values = self.values();
+        std::array::from_fn(|i| (RATE_HEADER_NAMES[i], values[i].to_string()))
     }
 }
 
@@ -204,12 +211,19 @@ const SHARDS: usize = 16;
 const SWEEP_EVERY: u64 = 1024;
 
 /// The counters of the rate keys that hash to one shard, and how many
-/// requests it has checked (each shard sweeps itself: no counter is shared
+/// calls have used it (each shard sweeps itself: no counter is shared
 /// by every request).
 #[derive(Debug, Default)]
 struct Shard {
     counters: HashMap<RateKey, Counter, foldhash::fast::RandomState>,
     checks: u64,
+}
+
+impl Shard {
+    /// Drops the counters that nothing can depend on at `now_ms` any more.
+    fn sweep(&mut self, now_ms: i64) {
+        self.counters.retain(|_, counter| !counter.is_idle(now_ms));
+    }
 }
 
 /// Counters of every rate key, and the injected rules. `Send + Sync`; share it by reference or `Arc`.
@@ -260,7 +274,7 @@ impl Limiter {
         let mut shard = self.shard(key);
         shard.checks += 1;
         if shard.checks.is_multiple_of(SWEEP_EVERY / SHARDS as u64) {
-            shard.counters.retain(|_, counter| !counter.is_idle(now_ms));
+            shard.sweep(now_ms);
         }
         // Looked up before it is inserted: the key is copied only the first time.
         if !shard.counters.contains_key(key) {
@@ -370,11 +384,12 @@ impl Limiter {
     }
 
     /// Drops counters idle for longer than a day and a window: nothing they
-    /// hold can change an answer any more. `check` calls it every
-    /// 1024 requests; callers may call it more often.
+    /// hold can change an answer any more. `check` sweeps each shard by
+    /// itself (every `SWEEP_EVERY / SHARDS` of its calls); callers may sweep
+    /// them all at any time.
     pub fn sweep(&self, now_ms: i64) {
         for shard in &self.shards {
-            lock(shard).counters.retain(|_, counter| !counter.is_idle(now_ms));
+            lock(shard).sweep(now_ms);
         }
     }
 

@@ -39,6 +39,20 @@ struct Entry {
     bytes: usize,
 }
 
+impl Entry {
+    /// What a call answers and hands to the sink: the record shared, its
+    /// index keys left behind with the stored entry.
+    fn answer_copy(&self) -> Entry {
+        Entry {
+            location: self.location.clone(),
+            created_ms: self.created_ms,
+            record: self.record.clone(),
+            keys: Vec::new(),
+            bytes: self.bytes,
+        }
+    }
+}
+
 /// The list order is a B-tree (it grows a node at a time and its keys start
 /// with the creation time, compared in place); records and index keys are
 /// [`Split`] maps (no rehash of everything at a doubling, one or two keys read
@@ -237,19 +251,13 @@ impl Shard {
         let created_ms = old.created_ms;
         let before = self.take(id).ok_or(RecordError::NotFound)?;
         let after = Entry { location, created_ms, record: kept(record), keys, bytes };
-        let copy = Entry {
-            location: after.location.clone(),
-            created_ms,
-            record: after.record.clone(),
-            keys: Vec::new(),
-            bytes: after.bytes,
-        };
+        let copy = after.answer_copy();
         self.add(id.to_string(), after);
         Ok((before, copy))
     }
 
-    fn insert(&mut self, kind: &str, new: Prepared, unique: bool, bounds: Bounds) -> Result<Entry, RecordError> {
-        let Prepared { id, entry } = new;
+    fn insert(&mut self, kind: &str, new: Prepared, bounds: Bounds) -> Result<Entry, RecordError> {
+        let Prepared { id, entry, unique } = new;
         if self.records.contains_key(&id) {
             return Err(RecordError::IdTaken);
         }
@@ -259,13 +267,7 @@ impl Shard {
             }
         }
         self.room(&entry.location, kind, entry.bytes, bounds)?;
-        let copy = Entry {
-            location: entry.location.clone(),
-            created_ms: entry.created_ms,
-            record: entry.record.clone(),
-            keys: Vec::new(),
-            bytes: entry.bytes,
-        };
+        let copy = entry.answer_copy();
         self.add(id, entry);
         Ok(copy)
     }
@@ -277,6 +279,8 @@ impl Shard {
 struct Prepared {
     id: String,
     entry: Entry,
+    /// Its index keys must be free in its location.
+    unique: bool,
 }
 
 impl Prepared {
@@ -284,7 +288,7 @@ impl Prepared {
         let keys = (indexing.keys)(&new.record);
         let bytes = record_bytes(&new.record);
         let entry = Entry { location: new.location, created_ms: new.created_ms, record: kept(new.record), keys, bytes };
-        Self { id: new.id, entry }
+        Self { id: new.id, entry, unique: indexing.unique }
     }
 }
 
@@ -327,7 +331,7 @@ impl Memory {
         let id = new.id.clone();
         let new = Prepared::new(new, indexing);
         let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
-        let entry = shard.insert(&kind, new, indexing.unique, self.bounds)?;
+        let entry = shard.insert(&kind, new, self.bounds)?;
         Ok(stored(&kind, &id, &entry))
     }
 
@@ -442,7 +446,7 @@ impl Records for Memory {
         let (result, pending) = {
             let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
             let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
-            let entry = shard.insert(&kind, new, indexing.unique, self.bounds)?;
+            let entry = shard.insert(&kind, new, self.bounds)?;
             let pending = self.submit(|| put_entry(&kind, &id, &entry));
             (stored(&kind, &id, &entry), pending)
         };
@@ -494,7 +498,7 @@ impl Records for Memory {
                 }
                 None => {
                     let id = new.id.clone();
-                    let entry = shard.insert(&kind, Prepared::new(new, indexing), indexing.unique, self.bounds)?;
+                    let entry = shard.insert(&kind, Prepared::new(new, indexing), self.bounds)?;
                     let pending = self.submit(|| put_entry(&kind, &id, &entry));
                     ((None, stored(&kind, &id, &entry)), pending)
                 }
