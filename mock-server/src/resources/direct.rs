@@ -15,16 +15,25 @@
 use std::sync::Arc;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::spec::resources::Binding;
 use crate::spec::Operation;
+use crate::state::Stored;
 
 /// What an operation needs to answer records directly.
 pub struct Direct {
     /// The record's schema, at the binding's path in the response schema.
     item: jsonschema::Validator,
+    /// Its bit in a body's record of the schemas it fits (see
+    /// [`crate::state::Body::fits`]): a body is checked once per schema.
+    slot: u32,
 }
+
+/// The next direct answer's slot (past 63, bodies keep no note and every
+/// answer is checked).
+static SLOTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl std::fmt::Debug for Direct {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,22 +92,44 @@ pub fn prepare(op: &Operation, binding: &Binding) -> Option<Arc<Direct>> {
         return None;
     }
     let (item, _) = crate::spec::compile_lenient(at).ok()?;
-    Some(Arc::new(Direct { item }))
+    let slot = SLOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Some(Arc::new(Direct { item, slot }))
 }
 
 /// A trace id of the form requests get, for the check of the default answer.
 const SAMPLE_TRACE: &str = "00000000-0000-4000-8000-000000000000";
 
 impl Direct {
-    /// The answer's bytes, when `record` fits its schema (then it holds every
-    /// required field, so the general way would add none).
-    pub fn answer(&self, binding: &Binding, record: &Value, trace_id: &str) -> Option<Vec<u8>> {
-        if !self.item.is_valid(record) {
-            return None;
+    /// The answer's bytes, when the record fits its schema (then it holds
+    /// every required field, so the general way would add none). Below the
+    /// root the record is written as its body's text, with no copy.
+    pub fn answer(&self, binding: &Binding, stored: &Stored, trace_id: &str) -> Option<Vec<u8>> {
+        if !stored.body.fits(self.slot) {
+            if !self.item.is_valid(stored.record()) {
+                return None;
+            }
+            stored.body.mark_fits(self.slot);
         }
+        // At the root the answer's own flags are set on the record itself.
+        let record = match binding.single.is_empty() {
+            true => Rec::Value(stored.record()),
+            false => Rec::Raw(stored.body.raw()),
+        };
         let view = At::root(&binding.frame, &binding.single, Some(record), trace_id);
-        serde_json::to_vec(&view).ok()
+        let mut out = Vec::with_capacity(stored.body.text().len() + FRAME_ROOM);
+        serde_json::to_writer(&mut out, &view).ok()?;
+        Some(out)
     }
+}
+
+/// Room for the frame around a record's text (`{"contact":…,"traceId":…}`).
+const FRAME_ROOM: usize = 256;
+
+/// A record to write: read, or as its stored text.
+#[derive(Clone, Copy)]
+enum Rec<'a> {
+    Value(&'a Value),
+    Raw(&'a RawValue),
 }
 
 /// `value` (at the root, the default answer) with `record` at the end of
@@ -108,12 +139,12 @@ struct At<'a> {
     value: &'a Value,
     path: &'a [String],
     /// None: the default record stays.
-    record: Option<&'a Value>,
+    record: Option<Rec<'a>>,
     trace_id: Option<&'a str>,
 }
 
 impl<'a> At<'a> {
-    fn root(frame: &'a Value, path: &'a [String], record: Option<&'a Value>, trace_id: &'a str) -> Self {
+    fn root(frame: &'a Value, path: &'a [String], record: Option<Rec<'a>>, trace_id: &'a str) -> Self {
         At { value: frame, path, record, trace_id: Some(trace_id) }
     }
 }
@@ -123,7 +154,8 @@ impl Serialize for At<'_> {
         static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
         let split = self.path.split_first();
         let here = match (split, self.record) {
-            (None, Some(record)) => record,
+            (None, Some(Rec::Raw(text))) => return text.serialize(s),
+            (None, Some(Rec::Value(record))) => record,
             _ => self.value,
         };
         let map = match here {
@@ -193,7 +225,11 @@ mod tests {
             added.insert("ghlMockAdded".into(), Value::from(1));
             let trace = "5b2f6a4e-1c1d-4e0a-9d3b-7f8e9a0b1c2d";
             for record in [default, changed, added] {
-                let Some(bytes) = way.answer(binding, &Value::Object(record.clone()), trace) else { continue };
+                let body = Arc::new(crate::state::Body::of(&record).unwrap());
+                let stored = Stored::new(Arc::from("test"), "id".into(), "location".into(), 0, body);
+                let Some(bytes) = way.answer(binding, &stored, trace) else { continue };
+                // The second answer, from the note that the body fits, is the same.
+                assert_eq!(way.answer(binding, &stored, trace).as_deref(), Some(&bytes[..]));
                 let general = crate::resources::framed_for(binding, trace, Some(&record), &[]);
                 let validator = op.success.validator.as_deref().unwrap();
                 assert!(
@@ -221,6 +257,37 @@ mod tests {
         for contact_op in ["POST /contacts/", "GET /contacts/{contactId}", "PUT /contacts/{contactId}"] {
             assert!(direct.iter().any(|d| d == contact_op), "{contact_op} is not written directly: {direct:?}");
         }
+    }
+
+    #[test]
+    fn a_body_noted_to_fit_answers_directly_and_a_changed_record_that_does_not_fit_is_checked_again() {
+        let set = load(Source::Embedded(crate::spec::EMBEDDED), 1).unwrap();
+        let (i, op) = set
+            .operations
+            .iter()
+            .enumerate()
+            .find(|(_, op)| op.method == "GET" && op.path == "/contacts/{contactId}")
+            .unwrap();
+        let binding = set.resources.binding(i).unwrap();
+        let way = prepare(op, binding).unwrap();
+        // The default record (it holds every required field), with `dnd` set.
+        let default = binding.single.iter().fold(&*binding.frame, |v, k| &v[k]).clone();
+        let stored = |dnd: Value| {
+            let mut record = default.as_object().unwrap().clone();
+            record.insert("firstName".into(), "Ann".into());
+            record.insert("dnd".into(), dnd);
+            let body = Arc::new(crate::state::Body::of(&record).unwrap());
+            Stored::new(Arc::from("contacts"), "c1".into(), "loc".into(), 0, body)
+        };
+        let fits = stored(Value::Bool(false));
+        let trace = "5b2f6a4e-1c1d-4e0a-9d3b-7f8e9a0b1c2d";
+        let first = way.answer(binding, &fits, trace).unwrap();
+        assert!(fits.body.fits(way.slot), "the body was checked and noted to fit");
+        assert!(String::from_utf8_lossy(&first).contains(r#""firstName":"Ann""#));
+        // A change writes a new body, which carries no note: `dnd` is a boolean.
+        let changed = stored(Value::String("yes".into()));
+        assert_eq!(way.answer(binding, &changed, trace), None);
+        assert!(!changed.body.fits(way.slot));
     }
 
     #[test]

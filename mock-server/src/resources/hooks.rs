@@ -264,7 +264,7 @@ async fn pipeline_stages(
         return Err(ApiError::BadRequest { message: "Pipeline not found".into(), meta: None });
     };
     let stages = found
-        .record
+        .record()
         .get("stages")
         .and_then(Value::as_array)
         .map(|s| s.iter().filter_map(|s| s.get("id").and_then(Value::as_str)).map(str::to_string).collect())
@@ -314,7 +314,7 @@ async fn file_message(call: &Call<'_>, location: &str, record: &mut Record) -> R
     fresh.insert("contactId".into(), json!(contact_id));
     fresh.insert("locationId".into(), json!(location));
     for (to, from) in [("fullName", "contactName"), ("email", "email"), ("phone", "phone")] {
-        if let Some(v) = contact.record.get(from) {
+        if let Some(v) = contact.record().get(from) {
             fresh.insert(to.into(), v.clone());
         }
     }
@@ -364,7 +364,7 @@ pub async fn after_create(call: &Call<'_>, stored: &Stored) -> Result<(), ApiErr
         Some(crate::world::Owner::Company(c)) => c.clone(),
         _ => call.body_str("companyId").unwrap_or_default().to_string(),
     };
-    let name = stored.record.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+    let name = stored.record().get("name").and_then(Value::as_str).unwrap_or_default().to_string();
     let location = crate::world::Location { id: stored.id.clone(), name, company_id: company };
     call.mock
         .change_world(|w| w.add_location(location.clone()))
@@ -396,7 +396,7 @@ pub fn created_answer(call: &Call<'_>, stored: &Stored) -> Option<Value> {
         Value::Object(m) => m.clone(),
         _ => Map::new(),
     };
-    frame.insert("conversationId".into(), stored.record.get("conversationId").cloned().unwrap_or(Value::Null));
+    frame.insert("conversationId".into(), stored.record().get("conversationId").cloned().unwrap_or(Value::Null));
     frame.insert("messageId".into(), json!(stored.id));
     if frame.contains_key("messageIds") {
         frame.insert("messageIds".into(), json!([stored.id]));
@@ -417,9 +417,9 @@ pub struct Prepared {
 pub async fn before_update(call: &Call<'_>, found: &Stored) -> Result<Prepared, ApiError> {
     let mut prepared = Prepared { status: None, stage: None, stages: None };
     if call.family == Family::Opportunities {
-        prepared.status = found.record.get("status").cloned();
-        prepared.stage = found.record.get("pipelineStageId").cloned();
-        let pipeline = call.body_field("pipelineId").or_else(|| found.record.get("pipelineId")).cloned();
+        prepared.status = found.record().get("status").cloned();
+        prepared.stage = found.record().get("pipelineStageId").cloned();
+        let pipeline = call.body_field("pipelineId").or_else(|| found.record().get("pipelineId")).cloned();
         prepared.stages = pipeline_stages(call, &found.location, pipeline.as_ref()).await?;
     }
     Ok(prepared)
@@ -554,7 +554,7 @@ pub async fn upsert_contact(call: &Call<'_>) -> Answer {
         .upsert(new, &keys, &change, indexing(call, &location))
         .await
         .map_err(|e| record_error(call.mock, Family::Contacts, "Contact", e))?;
-    let changed = match &before {
+    let changed = || match &before {
         Some(b) => crate::webhooks::Change::Updated { before: b.fields(), after: after.fields() },
         None => crate::webhooks::Change::Created(after.fields()),
     };
@@ -607,13 +607,13 @@ pub async fn tags(call: &Call<'_>, add: bool) -> Answer {
         .update(&call.resource.kind, &found.id, &change, indexing(call, &found.location))
         .await
         .map_err(|e| record_error(call.mock, Family::Contacts, "Contact", e))?;
-    let tagged = crate::webhooks::Change::Tagged { before: before.fields(), after: after.fields() };
+    let tagged = || crate::webhooks::Change::Tagged { before: before.fields(), after: after.fields() };
     crate::webhooks::record_changed(call, &after.location, tagged).await;
     let mut answer = match &*call.binding.frame {
         Value::Object(m) => Value::Object(m.clone()),
         _ => json!({}),
     };
-    answer["tags"] = after.record.get("tags").cloned().unwrap_or(json!([]));
+    answer["tags"] = after.record().get("tags").cloned().unwrap_or(json!([]));
     debug_assert!(matches!(call.binding.action, Action::AddTags | Action::RemoveTags));
     Ok((super::Call::status(call), answer))
 }

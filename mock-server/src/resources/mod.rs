@@ -68,7 +68,7 @@ pub enum Reply {
 /// framed as a value for the pipeline to fit and write.
 fn reply_single(call: &Call<'_>, stored: &Stored) -> Reply {
     let direct = call.binding.direct.get_or_init(|| direct::prepare(call.op, call.binding));
-    match direct.as_ref().and_then(|d| d.answer(call.binding, &stored.record, call.trace_id)) {
+    match direct.as_ref().and_then(|d| d.answer(call.binding, stored, call.trace_id)) {
         Some(bytes) => Reply::Ready(bytes),
         None => Reply::Value(single(call, stored.fields())),
     }
@@ -308,7 +308,7 @@ async fn create(call: &Call<'_>) -> Result<(StatusCode, Reply), ApiError> {
     hooks::before_create(call, &location, &mut record).await?;
     let stored = insert(call, &location, now, record).await?;
     hooks::after_create(call, &stored).await?;
-    crate::webhooks::record_changed(call, &stored.location, crate::webhooks::Change::Created(stored.fields())).await;
+    crate::webhooks::record_changed(call, &stored.location, || crate::webhooks::Change::Created(stored.fields())).await;
     let answer = match hooks::created_answer(call, &stored) {
         Some(answer) => Reply::Value(answer),
         None => reply_single(call, &stored),
@@ -335,7 +335,7 @@ pub async fn fetch(call: &Call<'_>) -> Result<Stored, ApiError> {
     call.may_access(own)?;
     // A sub-resource answers only under its own parent.
     for name in &call.binding.parents {
-        if let (Some(given), Some(held)) = (call.path_param(name), stored.record.get(name).and_then(Value::as_str)) {
+        if let (Some(given), Some(held)) = (call.path_param(name), stored.record().get(name).and_then(Value::as_str)) {
             if given != held {
                 return Err(call.not_found());
             }
@@ -366,7 +366,7 @@ async fn update(call: &Call<'_>) -> Result<(StatusCode, Reply), ApiError> {
         .update(&resource.kind, &found.id, &change, hooks::indexing(call, &found.location))
         .await
         .map_err(|e| call.error(e))?;
-    let changed = crate::webhooks::Change::Updated { before: before.fields(), after: after.fields() };
+    let changed = || crate::webhooks::Change::Updated { before: before.fields(), after: after.fields() };
     crate::webhooks::record_changed(call, &after.location, changed).await;
     Ok((call.status(), reply_single(call, &after)))
 }
@@ -375,7 +375,8 @@ async fn delete(call: &Call<'_>) -> Answer {
     let found = fetch(call).await?;
     let removed = call.mock.records.remove(&call.resource.kind, &found.id).await.map_err(|e| call.error(e))?;
     hooks::after_delete(call, &removed).await?;
-    crate::webhooks::record_changed(call, &removed.location, crate::webhooks::Change::Deleted(removed.fields())).await;
+    crate::webhooks::record_changed(call, &removed.location, || crate::webhooks::Change::Deleted(removed.fields()))
+        .await;
     Ok((call.status(), framed(call, None, &[])))
 }
 
@@ -505,7 +506,7 @@ async fn list(call: &Call<'_>) -> Answer {
         })
         .await
         .map_err(|e| call.error(e))?;
-    let items: Vec<Value> = listed.items.iter().map(|s| (*s.record).clone()).collect();
+    let items: Vec<Value> = listed.items.iter().map(|s| s.record().clone()).collect();
     let mut answer = framed(call, None, &items);
     fill_list_meta(call, &mut answer, &listed, &paging, &location);
     Ok((call.status(), answer))

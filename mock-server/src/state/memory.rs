@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::split::Split;
 use super::{
-    fields, Bounds, Change, Filter, Indexing, Listed, NewRecord, Query, Record, RecordError, Records, StateError,
+    fields, Body, Bounds, Change, Filter, Indexing, Listed, NewRecord, Query, Record, RecordError, Records, StateError,
     Stored, Worlds,
 };
 use crate::world::World;
@@ -34,22 +34,27 @@ pub type Pending = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 struct Entry {
     location: String,
     created_ms: i64,
-    record: Arc<Value>,
+    body: Arc<Body>,
     keys: Vec<String>,
     bytes: usize,
 }
 
 impl Entry {
-    /// What a call answers and hands to the sink: the record shared, its
+    /// What a call answers and hands to the sink: the body shared, its
     /// index keys left behind with the stored entry.
     fn answer_copy(&self) -> Entry {
         Entry {
             location: self.location.clone(),
             created_ms: self.created_ms,
-            record: self.record.clone(),
+            body: self.body.clone(),
             keys: Vec::new(),
             bytes: self.bytes,
         }
+    }
+
+    /// Whether `filter` takes the record (read from its body).
+    fn passes(&self, filter: Filter<'_>) -> bool {
+        filter(fields(&self.body.value()))
     }
 }
 
@@ -139,25 +144,14 @@ pub(crate) fn record_bytes(record: &Record) -> usize {
     48 + record.iter().map(|(k, v)| 24 + k.len() + approx_bytes(v)).sum::<usize>()
 }
 
-/// A record as it is kept: its table no larger than its fields (a record
-/// is built, or changed, in a table with room to grow, and kept for good;
-/// a field of the table is 112 bytes).
-fn kept(record: Record) -> Arc<Value> {
-    Arc::new(Value::Object(record.into_iter().collect()))
-}
-
 fn stored(kind: &Arc<str>, id: &str, entry: &Entry) -> Stored {
-    Stored {
-        kind: kind.clone(),
-        id: id.to_string(),
-        location: entry.location.clone(),
-        created_ms: entry.created_ms,
-        record: entry.record.clone(),
-    }
+    Stored::new(kind.clone(), id.to_string(), entry.location.clone(), entry.created_ms, entry.body.clone())
 }
 
 fn put_entry(kind: &str, id: &str, entry: &Entry) -> Value {
-    json!({"put": kind, "id": id, "location": entry.location, "created_ms": entry.created_ms, "record": *entry.record})
+    let mut put = json!({"put": kind, "id": id, "location": entry.location, "created_ms": entry.created_ms});
+    put["record"] = entry.body.value();
+    put
 }
 
 impl Shard {
@@ -225,9 +219,12 @@ impl Shard {
         change: Change<'_>,
         indexing: Indexing,
         bounds: Bounds,
-    ) -> Result<(Entry, Entry), RecordError> {
+    ) -> Result<(Entry, Entry, Arc<Value>), RecordError> {
         let old = self.records.get(id).ok_or(RecordError::NotFound)?;
-        let mut record = fields(&old.record).clone();
+        let mut record = match old.body.value() {
+            Value::Object(fields) => fields,
+            _ => Record::new(),
+        };
         change(&mut record).map_err(RecordError::Refused)?;
         let keys = (indexing.keys)(&record);
         let location = old.location.clone();
@@ -249,11 +246,12 @@ impl Shard {
             }
         }
         let created_ms = old.created_ms;
+        let body = Arc::new(Body::of(&record)?);
         let before = self.take(id).ok_or(RecordError::NotFound)?;
-        let after = Entry { location, created_ms, record: kept(record), keys, bytes };
+        let after = Entry { location, created_ms, body, keys, bytes };
         let copy = after.answer_copy();
         self.add(id.to_string(), after);
-        Ok((before, copy))
+        Ok((before, copy, Arc::new(Value::Object(record))))
     }
 
     fn insert(&mut self, kind: &str, new: Prepared, bounds: Bounds) -> Result<Entry, RecordError> {
@@ -273,9 +271,9 @@ impl Shard {
     }
 }
 
-/// A new record made ready to keep (its table rebuilt to size, its index
-/// keys and size worked out) before the shard is locked, so that the lock
-/// is held only for the checks and the insert.
+/// A new record made ready to keep (its body written, its index keys and
+/// size worked out) before the shard is locked, so that the lock is held
+/// only for the checks and the insert.
 struct Prepared {
     id: String,
     entry: Entry,
@@ -284,11 +282,13 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn new(new: NewRecord, indexing: Indexing) -> Self {
+    /// The record made ready, and the record itself for the answer.
+    fn new(new: NewRecord, indexing: Indexing) -> Result<(Self, Arc<Value>), RecordError> {
         let keys = (indexing.keys)(&new.record);
         let bytes = record_bytes(&new.record);
-        let entry = Entry { location: new.location, created_ms: new.created_ms, record: kept(new.record), keys, bytes };
-        Self { id: new.id, entry, unique: indexing.unique }
+        let body = Arc::new(Body::of(&new.record)?);
+        let entry = Entry { location: new.location, created_ms: new.created_ms, body, keys, bytes };
+        Ok((Self { id: new.id, entry, unique: indexing.unique }, Arc::new(Value::Object(new.record))))
     }
 }
 
@@ -329,10 +329,10 @@ impl Memory {
     pub fn seed(&self, new: NewRecord, indexing: Indexing) -> Result<Stored, RecordError> {
         let (kind, shard) = self.shard(&new.kind);
         let id = new.id.clone();
-        let new = Prepared::new(new, indexing);
+        let (new, record) = Prepared::new(new, indexing)?;
         let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
         let entry = shard.insert(&kind, new, self.bounds)?;
-        Ok(stored(&kind, &id, &entry))
+        Ok(stored(&kind, &id, &entry).with_record(record))
     }
 
     fn shard(&self, kind: &str) -> (Arc<str>, Arc<RwLock<Shard>>) {
@@ -373,14 +373,9 @@ impl Memory {
             let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
             shard.take(&id);
             let bytes = record_bytes(record);
+            let body = Arc::new(Body::of(record).map_err(|e| format!("log entry 'put' {id}: {e:?}"))?);
             // Index keys are recomputed by `reindex` once the kinds' indexing is known.
-            let entry = Entry {
-                location,
-                created_ms,
-                record: Arc::new(Value::Object(record.clone())),
-                keys: Vec::new(),
-                bytes,
-            };
+            let entry = Entry { location, created_ms, body, keys: Vec::new(), bytes };
             shard.add(id, entry);
             return Ok(());
         }
@@ -404,7 +399,7 @@ impl Memory {
         let ids: Vec<String> = shard.records.keys().cloned().collect();
         for id in ids {
             if let Some(mut entry) = shard.take(&id) {
-                entry.keys = (indexing.keys)(fields(&entry.record));
+                entry.keys = (indexing.keys)(fields(&entry.body.value()));
                 shard.add(id, entry);
             }
         }
@@ -442,13 +437,13 @@ impl Records for Memory {
     async fn insert(&self, new: NewRecord, indexing: Indexing) -> Result<Stored, RecordError> {
         let (kind, shard) = self.shard(&new.kind);
         let id = new.id.clone();
-        let new = Prepared::new(new, indexing);
+        let (new, record) = Prepared::new(new, indexing)?;
         let (result, pending) = {
             let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
             let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
             let entry = shard.insert(&kind, new, self.bounds)?;
             let pending = self.submit(|| put_entry(&kind, &id, &entry));
-            (stored(&kind, &id, &entry), pending)
+            (stored(&kind, &id, &entry).with_record(record), pending)
         };
         durable(pending).await?;
         Ok(result)
@@ -471,9 +466,9 @@ impl Records for Memory {
         let (result, pending) = {
             let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
             let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
-            let (before, after) = shard.change(&kind, id, change, indexing, self.bounds)?;
+            let (before, after, record) = shard.change(&kind, id, change, indexing, self.bounds)?;
             let pending = self.submit(|| put_entry(&kind, id, &after));
-            ((stored(&kind, id, &before), stored(&kind, id, &after)), pending)
+            ((stored(&kind, id, &before), stored(&kind, id, &after).with_record(record)), pending)
         };
         durable(pending).await?;
         Ok(result)
@@ -492,15 +487,16 @@ impl Records for Memory {
             let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
             match shard.holder(&new.location, keys, None).map(|(id, _)| id) {
                 Some(id) => {
-                    let (before, after) = shard.change(&kind, &id, change, indexing, self.bounds)?;
+                    let (before, after, record) = shard.change(&kind, &id, change, indexing, self.bounds)?;
                     let pending = self.submit(|| put_entry(&kind, &id, &after));
-                    ((Some(stored(&kind, &id, &before)), stored(&kind, &id, &after)), pending)
+                    ((Some(stored(&kind, &id, &before)), stored(&kind, &id, &after).with_record(record)), pending)
                 }
                 None => {
                     let id = new.id.clone();
-                    let entry = shard.insert(&kind, Prepared::new(new, indexing), self.bounds)?;
+                    let (new, record) = Prepared::new(new, indexing)?;
+                    let entry = shard.insert(&kind, new, self.bounds)?;
                     let pending = self.submit(|| put_entry(&kind, &id, &entry));
-                    ((None, stored(&kind, &id, &entry)), pending)
+                    ((None, stored(&kind, &id, &entry).with_record(record)), pending)
                 }
             }
         };
@@ -530,7 +526,7 @@ impl Records for Memory {
                 Some(place) => place
                     .order
                     .iter()
-                    .filter(|(_, id)| shard.records.get(id).is_some_and(|e| filter(fields(&e.record))))
+                    .filter(|(_, id)| shard.records.get(id).is_some_and(|e| e.passes(filter)))
                     .map(|(_, id)| id.clone())
                     .collect(),
                 None => Vec::new(),
@@ -566,8 +562,7 @@ impl Records for Memory {
             Some(a) => *key > a,
             None => true,
         };
-        let matches =
-            |key: &&(i64, String)| shard.records.get(&key.1).is_some_and(|e| (query.filter)(fields(&e.record)));
+        let matches = |key: &&(i64, String)| shard.records.get(&key.1).is_some_and(|e| e.passes(query.filter));
         let ordered: Box<dyn Iterator<Item = &(i64, String)>> =
             if query.newest_first { Box::new(place.order.iter().rev()) } else { Box::new(place.order.iter()) };
         let (items, total, more) = super::page(ordered.filter(matches), in_range, query.skip, query.limit);

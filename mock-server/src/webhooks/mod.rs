@@ -376,12 +376,18 @@ fn event_location(target: &Target) -> Option<String> {
 }
 
 /// The hook point of the resource engine: a record of the call's kind in
-/// `location` changed. Cheap when nothing is installed.
-pub async fn record_changed(call: &crate::resources::Call<'_>, location: &str, change: Change<'_>) {
+/// `location` changed. Cheap when nothing is installed: the change (whose
+/// records may have to be read from their bodies) is made only when an
+/// event can be sent.
+pub async fn record_changed<'r>(
+    call: &crate::resources::Call<'_>,
+    location: &str,
+    change: impl FnOnce() -> Change<'r> + Send,
+) {
     if call.world.installs.is_empty() || !events::sends_events(call.kind()) {
         return;
     }
-    let events = events::of_change(call.kind(), location, change, call.mock.config.fidelity.webhooks.real_quirks);
+    let events = events::of_change(call.kind(), location, change(), call.mock.config.fidelity.webhooks.real_quirks);
     if !events.is_empty() {
         call.mock.webhooks.emit(call.world, events).await;
     }

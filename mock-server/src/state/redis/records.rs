@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::{bad_data, down, Store};
 use crate::state::memory::record_bytes;
 use crate::state::{
-    fields, Bounds, Change, Filter, Indexing, Listed, NewRecord, Query, Record, RecordError, Records, Stored,
+    Body, Bounds, Change, Filter, Indexing, Listed, NewRecord, Query, Record, RecordError, Records, Stored,
 };
 
 /// How often an update is tried again when another replica changed the
@@ -85,7 +85,7 @@ impl SharedRecords {
     async fn put_new(&self, new: NewRecord, indexing: Indexing) -> Result<Stored, RecordError> {
         let keys = (indexing.keys)(&new.record);
         let bytes = record_bytes(&new.record);
-        let json = serde_json::to_string(&new.record).map_err(|e| RecordError::Unavailable(e.to_string()))?;
+        let body = Body::of(&new.record)?;
         let answer: Vec<String> = self
             .insert
             .key(self.rec(&new.kind, &new.id))
@@ -95,7 +95,7 @@ impl SharedRecords {
             .arg(&new.id)
             .arg(&new.location)
             .arg(new.created_ms)
-            .arg(&json)
+            .arg(body.text())
             .arg(bytes)
             .arg(if indexing.unique { "1" } else { "0" })
             .arg(self.bounds.max_records)
@@ -107,13 +107,8 @@ impl SharedRecords {
             .await
             .map_err(|e| Self::unavailable(down(e)))?;
         refused(&answer, &new.location, &new.kind, self.bounds)?;
-        Ok(Stored {
-            kind: new.kind,
-            id: new.id,
-            location: new.location,
-            created_ms: new.created_ms,
-            record: Arc::new(Value::Object(new.record)),
-        })
+        let stored = Stored::new(new.kind, new.id, new.location, new.created_ms, Arc::new(body));
+        Ok(stored.with_record(Arc::new(Value::Object(new.record))))
     }
 
     /// Changes record `id`, retrying while other replicas change it first.
@@ -129,14 +124,14 @@ impl SharedRecords {
             let mut record: Record = before.fields().clone();
             change(&mut record).map_err(RecordError::Refused)?;
             let keys = (indexing.keys)(&record);
-            let json = serde_json::to_string(&record).map_err(|e| RecordError::Unavailable(e.to_string()))?;
+            let body = Body::of(&record)?;
             let answer: Vec<String> = self
                 .update
                 .key(self.rec(kind, id))
                 .key(self.bytes(kind, &before.location))
                 .arg(id)
                 .arg(&version)
-                .arg(&json)
+                .arg(body.text())
                 .arg(record_bytes(&record))
                 .arg(if indexing.unique { "1" } else { "0" })
                 .arg(self.bounds.max_bytes)
@@ -150,7 +145,14 @@ impl SharedRecords {
                 Some("gone") => return Err(RecordError::NotFound),
                 _ => refused(&answer, &before.location, kind, self.bounds)?,
             }
-            let after = Stored { record: Arc::new(Value::Object(record)), ..before.clone() };
+            let after = Stored::new(
+                before.kind.clone(),
+                before.id.clone(),
+                before.location.clone(),
+                before.created_ms,
+                Arc::new(body),
+            )
+            .with_record(Arc::new(Value::Object(record)));
             return Ok((before, after));
         }
         Err(RecordError::Unavailable(format!("{kind} {id} kept changing under this change ({TRIES} tries)")))
@@ -224,8 +226,8 @@ fn keys_json(keys: &[String]) -> String {
 }
 
 fn stored(kind: &str, id: &str, location: String, created_ms: i64, json: &str) -> Result<Stored, RecordError> {
-    let record: Value = serde_json::from_str(json).map_err(|e| RecordError::Unavailable(bad_data("record", e).0))?;
-    Ok(Stored { kind: Arc::from(kind), id: id.to_string(), location, created_ms, record: Arc::new(record) })
+    let body = Body::from_text(json.to_string()).map_err(|e| RecordError::Unavailable(bad_data("record", e).0))?;
+    Ok(Stored::new(Arc::from(kind), id.to_string(), location, created_ms, Arc::new(body)))
 }
 
 /// A script's refusal as the store's error; `Ok` for `ok`.
@@ -320,7 +322,7 @@ impl Records for SharedRecords {
             Some(a) => s.cursor() > *a,
             None => true,
         };
-        let matches = all.into_iter().filter(|s| (query.filter)(fields(&s.record)));
+        let matches = all.into_iter().filter(|s| (query.filter)(s.fields()));
         let (items, total, more) = crate::state::page(matches, in_range, query.skip, query.limit);
         Ok(Listed { items, total, more })
     }
