@@ -14,6 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock, RwLock};
 
+use compact_str::CompactString;
 use serde_json::{json, Value};
 
 use super::split::Split;
@@ -32,7 +33,7 @@ pub trait Durable: Send + Sync {
 pub type Pending = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 struct Entry {
-    location: String,
+    location: CompactString,
     created_ms: i64,
     body: Arc<Body>,
     keys: Vec<String>,
@@ -64,7 +65,7 @@ impl Entry {
 /// per lookup).
 #[derive(Default)]
 struct Place {
-    order: BTreeSet<(i64, String)>,
+    order: BTreeSet<(i64, CompactString)>,
     index: Split<Ids>,
     bytes: usize,
 }
@@ -72,19 +73,19 @@ struct Place {
 #[derive(Default)]
 struct Shard {
     records: Split<Entry>,
-    places: HashMap<String, Place>,
+    places: HashMap<CompactString, Place>,
 }
 
 /// The records holding one index key: nearly always one, so one is kept
 /// without a set around it.
 enum Ids {
-    One(String),
-    Many(BTreeSet<String>),
+    One(CompactString),
+    Many(BTreeSet<CompactString>),
 }
 
 impl Ids {
     /// The first id other than `except`.
-    fn other_than(&self, except: Option<&str>) -> Option<&String> {
+    fn other_than(&self, except: Option<&str>) -> Option<&CompactString> {
         match self {
             Ids::One(id) => Some(id).filter(|id| Some(id.as_str()) != except),
             Ids::Many(ids) => ids.iter().find(|id| Some(id.as_str()) != except),
@@ -94,9 +95,9 @@ impl Ids {
     fn add(&mut self, id: &str) {
         match self {
             Ids::One(one) if one == id => {}
-            Ids::One(one) => *self = Ids::Many(BTreeSet::from([std::mem::take(one), id.to_string()])),
+            Ids::One(one) => *self = Ids::Many(BTreeSet::from([std::mem::take(one), CompactString::from(id)])),
             Ids::Many(ids) => {
-                ids.insert(id.to_string());
+                ids.insert(CompactString::from(id));
             }
         }
     }
@@ -145,11 +146,11 @@ pub(crate) fn record_bytes(record: &Record) -> usize {
 }
 
 fn stored(kind: &Arc<str>, id: &str, entry: &Entry) -> Stored {
-    Stored::new(kind.clone(), id.to_string(), entry.location.clone(), entry.created_ms, entry.body.clone())
+    Stored::new(kind.clone(), id.to_string(), entry.location.to_string(), entry.created_ms, entry.body.clone())
 }
 
 fn put_entry(kind: &str, id: &str, entry: &Entry) -> Value {
-    let mut put = json!({"put": kind, "id": id, "location": entry.location, "created_ms": entry.created_ms});
+    let mut put = json!({"put": kind, "id": id, "location": entry.location.as_str(), "created_ms": entry.created_ms});
     put["record"] = entry.body.value();
     put
 }
@@ -160,7 +161,7 @@ impl Shard {
         let place = self.places.get(location)?;
         keys.iter().find_map(|key| {
             let ids = place.index.get(key)?;
-            ids.other_than(except).map(|id| (id.clone(), key.clone()))
+            ids.other_than(except).map(|id| (id.to_string(), key.clone()))
         })
     }
 
@@ -178,7 +179,7 @@ impl Shard {
         Ok(())
     }
 
-    fn add(&mut self, id: String, entry: Entry) {
+    fn add(&mut self, id: CompactString, entry: Entry) {
         // Looked up first: the location is copied only for its first record.
         if !self.places.contains_key(&entry.location) {
             self.places.insert(entry.location.clone(), Place::default());
@@ -196,7 +197,7 @@ impl Shard {
     fn take(&mut self, id: &str) -> Option<Entry> {
         let entry = self.records.remove(id)?;
         if let Some(place) = self.places.get_mut(&entry.location) {
-            place.order.remove(&(entry.created_ms, id.to_string()));
+            place.order.remove(&(entry.created_ms, CompactString::from(id)));
             for key in &entry.keys {
                 if place.index.get_mut(key).is_some_and(|ids| ids.drop_id(id)) {
                     place.index.remove(key);
@@ -239,7 +240,7 @@ impl Shard {
             let held = self.places.get(&location).map_or(0, |p| p.bytes);
             if held - old_bytes.min(held) + bytes > bounds.max_bytes {
                 return Err(RecordError::Full {
-                    location,
+                    location: location.to_string(),
                     kind: kind.to_string(),
                     what: format!("{} bytes", bounds.max_bytes),
                 });
@@ -250,7 +251,7 @@ impl Shard {
         let before = self.take(id).ok_or(RecordError::NotFound)?;
         let after = Entry { location, created_ms, body, keys, bytes };
         let copy = after.answer_copy();
-        self.add(id.to_string(), after);
+        self.add(CompactString::from(id), after);
         Ok((before, copy, Arc::new(Value::Object(record))))
     }
 
@@ -275,7 +276,7 @@ impl Shard {
 /// size worked out) before the shard is locked, so that the lock is held
 /// only for the checks and the insert.
 struct Prepared {
-    id: String,
+    id: CompactString,
     entry: Entry,
     /// Its index keys must be free in its location.
     unique: bool,
@@ -287,8 +288,12 @@ impl Prepared {
         let keys = (indexing.keys)(&new.record);
         let bytes = record_bytes(&new.record);
         let body = Arc::new(Body::of(&new.record)?);
-        let entry = Entry { location: new.location, created_ms: new.created_ms, body, keys, bytes };
-        Ok((Self { id: new.id, entry, unique: indexing.unique }, Arc::new(Value::Object(new.record))))
+        let location = CompactString::from(new.location);
+        let entry = Entry { location, created_ms: new.created_ms, body, keys, bytes };
+        Ok((
+            Self { id: CompactString::from(new.id), entry, unique: indexing.unique },
+            Arc::new(Value::Object(new.record)),
+        ))
     }
 }
 
@@ -375,8 +380,8 @@ impl Memory {
             let bytes = record_bytes(record);
             let body = Arc::new(Body::of(record).map_err(|e| format!("log entry 'put' {id}: {e:?}"))?);
             // Index keys are recomputed by `reindex` once the kinds' indexing is known.
-            let entry = Entry { location, created_ms, body, keys: Vec::new(), bytes };
-            shard.add(id, entry);
+            let entry = Entry { location: location.into(), created_ms, body, keys: Vec::new(), bytes };
+            shard.add(id.into(), entry);
             return Ok(());
         }
         if let Some(kind) = entry.get("del").and_then(Value::as_str) {
@@ -396,7 +401,7 @@ impl Memory {
     pub fn reindex(&self, kind: &str, indexing: Indexing) {
         let Some((_, shard)) = self.existing(kind) else { return };
         let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
-        let ids: Vec<String> = shard.records.keys().cloned().collect();
+        let ids: Vec<CompactString> = shard.records.keys().cloned().collect();
         for id in ids {
             if let Some(mut entry) = shard.take(&id) {
                 entry.keys = (indexing.keys)(fields(&entry.body.value()));
@@ -522,7 +527,7 @@ impl Records for Memory {
         let (count, pending) = {
             let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
             let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
-            let doomed: Vec<String> = match shard.places.get(location) {
+            let doomed: Vec<CompactString> = match shard.places.get(location) {
                 Some(place) => place
                     .order
                     .iter()
@@ -534,7 +539,7 @@ impl Records for Memory {
             let mut pending = Vec::new();
             for id in &doomed {
                 shard.take(id);
-                pending.extend(self.submit(|| json!({"del": &*kind, "id": id})));
+                pending.extend(self.submit(|| json!({"del": &*kind, "id": id.as_str()})));
             }
             (doomed.len(), pending)
         };
@@ -556,14 +561,14 @@ impl Records for Memory {
         let Some((kind, shard)) = self.existing(query.kind) else { return Ok(empty) };
         let shard = shard.read().unwrap_or_else(|p| p.into_inner());
         let Some(place) = shard.places.get(query.location) else { return Ok(empty) };
-        let after = query.after.map(|c| (c.created_ms, c.id));
-        let in_range = |key: &&(i64, String)| match &after {
+        let after = query.after.map(|c| (c.created_ms, CompactString::from(c.id)));
+        let in_range = |key: &&(i64, CompactString)| match &after {
             Some(a) if query.newest_first => *key < a,
             Some(a) => *key > a,
             None => true,
         };
-        let matches = |key: &&(i64, String)| shard.records.get(&key.1).is_some_and(|e| e.passes(query.filter));
-        let ordered: Box<dyn Iterator<Item = &(i64, String)>> =
+        let matches = |key: &&(i64, CompactString)| shard.records.get(&key.1).is_some_and(|e| e.passes(query.filter));
+        let ordered: Box<dyn Iterator<Item = &(i64, CompactString)>> =
             if query.newest_first { Box::new(place.order.iter().rev()) } else { Box::new(place.order.iter()) };
         let (items, total, more) = super::page(ordered.filter(matches), in_range, query.skip, query.limit);
         let items: Vec<Stored> =
