@@ -19,8 +19,8 @@ use serde_json::{json, Value};
 
 use super::split::Split;
 use super::{
-    fields, Body, Bounds, Change, Filter, Indexing, Listed, NewRecord, Query, Record, RecordError, Records, StateError,
-    Stored, Worlds,
+    Body, Bounds, Change, Filter, Indexing, Listed, NewRecord, Query, Record, RecordError, Records, StateError, Stored,
+    Worlds,
 };
 use crate::world::World;
 
@@ -55,7 +55,7 @@ impl Entry {
 
     /// Whether `filter` takes the record (read from its body).
     fn passes(&self, filter: Filter<'_>) -> bool {
-        filter(fields(&self.body.value()))
+        filter(&self.body.fields())
     }
 }
 
@@ -222,10 +222,7 @@ impl Shard {
         bounds: Bounds,
     ) -> Result<(Entry, Entry, Arc<Value>), RecordError> {
         let old = self.records.get(id).ok_or(RecordError::NotFound)?;
-        let mut record = match old.body.value() {
-            Value::Object(fields) => fields,
-            _ => Record::new(),
-        };
+        let mut record = old.body.fields();
         change(&mut record).map_err(RecordError::Refused)?;
         let keys = (indexing.keys)(&record);
         let location = old.location.clone();
@@ -404,7 +401,7 @@ impl Memory {
         let ids: Vec<CompactString> = shard.records.keys().cloned().collect();
         for id in ids {
             if let Some(mut entry) = shard.take(&id) {
-                entry.keys = (indexing.keys)(fields(&entry.body.value()));
+                entry.keys = (indexing.keys)(&entry.body.fields());
                 shard.add(id, entry);
             }
         }

@@ -15,9 +15,7 @@ use serde_json::Value;
 
 use super::{bad_data, down, Store};
 use crate::state::memory::record_bytes;
-use crate::state::{
-    Body, Bounds, Change, Filter, Indexing, Listed, NewRecord, Query, Record, RecordError, Records, Stored,
-};
+use crate::state::{Body, Bounds, Change, Filter, Indexing, Listed, NewRecord, Query, RecordError, Records, Stored};
 
 /// How often an update is tried again when another replica changed the
 /// record in between.
@@ -121,7 +119,7 @@ impl SharedRecords {
     ) -> Result<(Stored, Stored), RecordError> {
         for _ in 0..TRIES {
             let (version, before) = self.read(kind, id).await?.ok_or(RecordError::NotFound)?;
-            let mut record: Record = before.fields().clone();
+            let mut record = before.body.fields();
             change(&mut record).map_err(RecordError::Refused)?;
             let keys = (indexing.keys)(&record);
             let body = Body::of(&record)?;
